@@ -1,0 +1,117 @@
+"""Generators. The U-Net follows Isola et al. (CVPR 2017) and the PyTorch pix2pix reference.
+
+Dropout is driven by noise that the caller passes in (`dropout_noise`, uniform in [0, 1), one
+row per sample) instead of an RNG kernel inside the graph. MindSpore's in-graph dropout keeps its
+random state in the kernel, which a checkpoint cannot hold; with the noise drawn on the host from
+(seed, epoch, sample), a resumed run and a data-parallel run draw exactly the masks an
+uninterrupted single-process run draws. Without noise (eval, export) dropout is off.
+"""
+import mindspore.nn as nn
+import mindspore.ops as ops
+
+from src.models.layers import down_conv, norm_layer, up_conv, uses_bias
+from src.utils.errors import UserError
+
+MIN_UNET_SIZE = 32
+MAX_UNET_DOWNS = 8
+
+
+def unet_depth(size):
+    """Downsamplings for a square training size: 8 at 256 (1x1 bottleneck), 7 at 128 ... 5 at 32.
+
+    Larger sizes keep 8 (the bottleneck grows); the size must halve cleanly that many times.
+    """
+    if size < MIN_UNET_SIZE or size % MIN_UNET_SIZE:
+        raise UserError(f"--crop_size {size}: the U-Net needs a multiple of {MIN_UNET_SIZE} "
+                        "(32, 64, 128, 256, ...)")
+    depth = 0
+    while size % 2 == 0 and depth < MAX_UNET_DOWNS:
+        size //= 2
+        depth += 1
+    return depth
+
+
+class UnetDown(nn.Cell):
+    """[LeakyReLU 0.2] -> 4x4 conv stride 2 -> [norm]: the activation of the block before it
+    is applied here so that the skip connection carries the un-activated features."""
+
+    def __init__(self, in_channels, out_channels, norm, pad_mode, outermost, innermost):
+        super().__init__()
+        with_norm = not (outermost or innermost)
+        layers = [] if outermost else [nn.LeakyReLU(0.2)]
+        layers.append(down_conv(in_channels, out_channels, pad_mode, has_bias=uses_bias(norm) or not with_norm))
+        if with_norm:
+            layers.append(norm_layer(norm, out_channels))
+        self.block = nn.SequentialCell(layers)
+
+    def construct(self, x):
+        return self.block(x)
+
+
+class UnetUp(nn.Cell):
+    """ReLU -> 4x4 transposed conv stride 2 -> norm, or -> tanh on the outermost block."""
+
+    def __init__(self, in_channels, out_channels, norm, outermost):
+        super().__init__()
+        layers = [nn.ReLU(), up_conv(in_channels, out_channels, has_bias=outermost or uses_bias(norm))]
+        layers.append(nn.Tanh() if outermost else norm_layer(norm, out_channels))
+        self.block = nn.SequentialCell(layers)
+
+    def construct(self, x):
+        return self.block(x)
+
+
+class UnetGenerator(nn.Cell):
+    """U-Net with `num_downs` levels: C64-C128-C256-C512-C512... down, mirrored up, with skips.
+
+    Level k's encoder output is concatenated to the decoder's input at level k. The 512-channel
+    levels between the fourth and the innermost carry dropout while training (three at 256 px).
+    """
+
+    def __init__(self, input_nc, output_nc, ngf, num_downs, norm="batch", pad_mode="CONSTANT",
+                 use_dropout=True, dropout_rate=0.5, train_size=256):
+        super().__init__()
+        widths = [ngf, ngf * 2, ngf * 4] + [ngf * 8] * (num_downs - 3)
+        self.num_downs = num_downs
+        downs, ups = [], []
+        for level in range(num_downs):
+            outermost, innermost = level == 0, level == num_downs - 1
+            outer = widths[level - 1] if level else None
+            downs.append(UnetDown(input_nc if outermost else outer, widths[level], norm, pad_mode,
+                                  outermost, innermost))
+            up_in = widths[level] if innermost else widths[level] * 2
+            ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost))
+        self.downs = nn.CellList(downs)
+        self.ups = nn.CellList(ups)
+        self.dropout_rate = dropout_rate
+        # (level, offset, size) of each dropout layer's slice of the per-sample noise row.
+        self.dropout_slices = []
+        offset = 0
+        if use_dropout:
+            for level in range(4, num_downs - 1):
+                size = widths[level - 1] * (train_size // 2 ** level) ** 2
+                self.dropout_slices.append((level, offset, size))
+                offset += size
+        self.dropout_noise_size = offset
+
+    def construct(self, x, dropout_noise=None):
+        features = ()
+        h = x
+        for level in range(self.num_downs):
+            h = self.downs[level](h)
+            features += (h,)
+        h = self.ups[self.num_downs - 1](features[self.num_downs - 1])
+        h = self._dropout(h, self.num_downs - 1, dropout_noise)
+        for level in range(self.num_downs - 2, -1, -1):
+            h = self.ups[level](ops.concat((features[level], h), 1))
+            h = self._dropout(h, level, dropout_noise)
+        return h
+
+    def _dropout(self, h, level, noise):
+        if noise is None:
+            return h
+        for noise_level, offset, size in self.dropout_slices:
+            if noise_level == level:
+                keep = ops.reshape(noise[:, offset:offset + size], ops.shape(h)) >= self.dropout_rate
+                h = h * ops.cast(keep, h.dtype) / (1.0 - self.dropout_rate)
+        return h

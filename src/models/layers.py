@@ -1,0 +1,52 @@
+"""Building blocks shared by the generators and discriminators."""
+import mindspore.nn as nn
+import mindspore.ops as ops
+
+
+class InstanceNorm2d(nn.Cell):
+    """Instance normalisation without affine parameters, as the PyTorch pix2pix uses it.
+
+    Written with mean/variance ops because MindSpore's InstanceNorm kernel has no CPU
+    implementation; this form runs on CPU, GPU and Ascend alike.
+    """
+
+    def __init__(self, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def construct(self, x):
+        mean = ops.mean(x, (2, 3), keep_dims=True)
+        centred = x - mean
+        var = ops.mean(centred * centred, (2, 3), keep_dims=True)
+        return centred / ops.sqrt(var + self.eps)
+
+
+def norm_layer(norm, channels):
+    if norm == "batch":
+        # MindSpore's momentum is the weight of the running value: 0.9 here is PyTorch's 0.1.
+        return nn.BatchNorm2d(channels, momentum=0.9)
+    if norm == "instance":
+        return InstanceNorm2d()
+    raise ValueError(f"unknown norm {norm!r}")
+
+
+def uses_bias(norm):
+    """Batch norm has its own shift, so the convolution before it needs no bias."""
+    return norm != "batch"
+
+
+def down_conv(in_channels, out_channels, pad_mode, has_bias, stride=2):
+    """4x4 convolution, padding 1 (zeros or reflection): halves the size at stride 2."""
+    if pad_mode == "REFLECT":
+        return nn.SequentialCell([
+            nn.Pad(((0, 0), (0, 0), (1, 1), (1, 1)), mode="REFLECT"),
+            nn.Conv2d(in_channels, out_channels, 4, stride=stride, pad_mode="valid", has_bias=has_bias),
+        ])
+    return nn.Conv2d(in_channels, out_channels, 4, stride=stride, pad_mode="pad", padding=1,
+                     has_bias=has_bias)
+
+
+def up_conv(in_channels, out_channels, has_bias):
+    """4x4 transposed convolution, stride 2, padding 1: doubles the size."""
+    return nn.Conv2dTranspose(in_channels, out_channels, 4, stride=2, pad_mode="pad", padding=1,
+                              has_bias=has_bias)

@@ -1,0 +1,84 @@
+"""Builds a model's networks, objective and training step from the config: the one factory
+that every entry point uses. Each model names the flags that shape its weights, so that a
+checkpoint records them and a mismatch can be reported by name."""
+import mindspore.nn as nn
+from mindspore import Tensor
+
+from src.models.discriminators import NLayerDiscriminator
+from src.models.generators import UnetGenerator, unet_depth
+from src.models.init import init_weights
+from src.models.train_step import DiscriminatorLoss, GANTrainOneStep, GeneratorLoss
+
+
+def _pix2pix_generator(cfg):
+    return UnetGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, unet_depth(cfg.crop_size), cfg.norm,
+                         cfg.pad_mode, use_dropout=cfg.dropout, train_size=cfg.crop_size)
+
+
+def _pix2pix_discriminator(cfg):
+    return NLayerDiscriminator(cfg.input_nc + cfg.output_nc, cfg.ndf, cfg.n_layers_D, cfg.norm,
+                               cfg.pad_mode)
+
+
+def _pix2pix_losses(cfg, netD):
+    return (DiscriminatorLoss(netD, cfg.gan_mode, cfg.LAMBDA_Dis),
+            GeneratorLoss(netD, cfg.gan_mode, cfg.LAMBDA_GAN, cfg.LAMBDA_L1))
+
+
+MODELS = {
+    "pix2pix": {
+        "generator": _pix2pix_generator,
+        "discriminator": _pix2pix_discriminator,
+        "losses": _pix2pix_losses,
+        # Flags that change the weights' shapes or meaning, per network.
+        "generator_arch": ("input_nc", "output_nc", "ngf", "norm", "pad_mode", "unet_depth"),
+        "discriminator_arch": ("input_nc", "output_nc", "ndf", "n_layers_D", "norm", "pad_mode"),
+        "loss_names": ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"),
+    },
+}
+
+
+def _model(cfg):
+    return MODELS[cfg.model]
+
+
+def arch(cfg, network):
+    """{flag: value} that shape `network` ("generator" or "discriminator") under this config."""
+    derived = {"unet_depth": lambda: unet_depth(cfg.crop_size)}
+    return {key: derived[key]() if key in derived else getattr(cfg, key)
+            for key in _model(cfg)[f"{network}_arch"]}
+
+
+def check_model_config(cfg):
+    """Raise UserError for flags the networks cannot take, before any file is read or written."""
+    arch(cfg, "generator")
+
+
+def build_generator(cfg):
+    netG = _model(cfg)["generator"](cfg)
+    # eval and export have no init flags: their weights come from a checkpoint.
+    init_weights(netG, getattr(cfg, "init_type", "normal"), getattr(cfg, "init_gain", 0.02))
+    return netG
+
+
+def build_discriminator(cfg):
+    netD = _model(cfg)["discriminator"](cfg)
+    init_weights(netD, cfg.init_type, cfg.init_gain)
+    return netD
+
+
+def loss_names(cfg):
+    return _model(cfg)["loss_names"]
+
+
+def build_train_step(cfg, netG, netD, lr_per_step):
+    """The compiled D-then-G step with Adam on both networks and the given per-step rates."""
+    if cfg.amp_level != "O0":
+        from mindspore import amp
+        netG = amp.auto_mixed_precision(netG, cfg.amp_level)
+        netD = amp.auto_mixed_precision(netD, cfg.amp_level)
+    loss_D, loss_G = _model(cfg)["losses"](cfg, netD)
+    lr = Tensor(lr_per_step)
+    opt_G = nn.Adam(netG.trainable_params(), learning_rate=lr, beta1=cfg.beta1, beta2=cfg.beta2)
+    opt_D = nn.Adam(netD.trainable_params(), learning_rate=lr, beta1=cfg.beta1, beta2=cfg.beta2)
+    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale)

@@ -1,0 +1,149 @@
+"""The custom training step: one compiled graph that updates D, then G, and returns the losses.
+
+Per step, as the PyTorch pix2pix does it:
+  1. fake = G(x) is computed once, keeping G's vector-Jacobian product for later;
+  2. D is updated on (x, y) as real and (x, stop_gradient(fake)) as fake;
+  3. G's objective is evaluated on the same fake through the updated D; its gradient with
+     respect to `fake` is pulled back through G's saved VJP into G's parameter gradients.
+G's forward therefore runs once, and batch-norm running statistics are updated once per step.
+Under data parallel, each optimiser's gradients are averaged across ranks by a
+DistributedGradReducer. Dynamic loss scaling (for float16 on Ascend/GPU) skips a step whose
+gradients overflow and halves the scale; the scale doubles after `scale_window` clean steps.
+"""
+import mindspore as ms
+import mindspore.nn as nn
+import mindspore.ops as ops
+from mindspore import Parameter, ParameterTuple, Tensor
+from mindspore.common import dtype as mstype
+from mindspore.communication import get_group_size
+from mindspore.context import ParallelMode
+from mindspore.nn.wrap.grad_reducer import DistributedGradReducer
+
+from src.models.losses import GANLoss, l1_loss
+
+
+class DiscriminatorLoss(nn.Cell):
+    """LAMBDA_Dis * (GAN(D(x, y), real) + GAN(D(x, fake), fake)); aux: the two terms."""
+
+    def __init__(self, netD, gan_mode, lambda_dis):
+        super().__init__()
+        self.netD = netD
+        self.gan_loss = GANLoss(gan_mode)
+        self.lambda_dis = lambda_dis
+
+    def construct(self, x, y, fake):
+        loss_real = self.gan_loss(ops.cast(self.netD(x, y), mstype.float32), True)
+        loss_fake = self.gan_loss(ops.cast(self.netD(x, fake), mstype.float32), False)
+        return self.lambda_dis * (loss_real + loss_fake), (loss_real, loss_fake)
+
+
+class GeneratorLoss(nn.Cell):
+    """LAMBDA_GAN * GAN(D(x, fake), real) + LAMBDA_L1 * |fake - y|; aux: the two terms.
+
+    A function of the generated image, so the step can differentiate it with respect to `fake`.
+    """
+
+    def __init__(self, netD, gan_mode, lambda_gan, lambda_l1):
+        super().__init__()
+        self.netD = netD
+        self.gan_loss = GANLoss(gan_mode)
+        self.lambda_gan = lambda_gan
+        self.lambda_l1 = lambda_l1
+
+    def construct(self, x, y, fake):
+        fake = ops.cast(fake, mstype.float32)
+        loss_gan = self.gan_loss(ops.cast(self.netD(x, fake), mstype.float32), True)
+        loss_l1 = l1_loss(fake, y)
+        return self.lambda_gan * loss_gan + self.lambda_l1 * loss_l1, (loss_gan, loss_l1)
+
+
+class DynamicLossScale(nn.Cell):
+    """Loss scale kept in Parameters, so it is checkpointed and restored on resume."""
+
+    def __init__(self, init_scale, scale_factor=2.0, scale_window=1000):
+        super().__init__()
+        self.scale = Parameter(Tensor(init_scale, mstype.float32), name="loss_scale", requires_grad=False)
+        self.clean_steps = Parameter(Tensor(0, mstype.int32), name="loss_scale_clean_steps",
+                                     requires_grad=False)
+        self.factor = scale_factor
+        self.window = scale_window
+
+    def construct(self, finite):
+        """Adjust the scale after a step whose gradients were `finite` (a bool tensor)."""
+        grown = self.clean_steps + 1 >= self.window
+        new_scale = ops.select(finite, ops.select(grown, self.scale * self.factor, self.scale),
+                               ops.maximum(self.scale / self.factor, 1.0))
+        new_clean = ops.select(finite, ops.select(grown, 0, self.clean_steps + 1), 0)
+        ops.assign(self.clean_steps, ops.cast(new_clean, mstype.int32))
+        ops.assign(self.scale, new_scale)
+        return finite
+
+
+def _grad_reducer(params):
+    """Averages gradients across ranks under data parallel; None on a single device."""
+    if ms.get_auto_parallel_context("parallel_mode") not in (ParallelMode.DATA_PARALLEL,
+                                                               ParallelMode.HYBRID_PARALLEL):
+        return None
+    return DistributedGradReducer(params, ms.get_auto_parallel_context("gradients_mean"),
+                                  get_group_size())
+
+
+class GANTrainOneStep(nn.Cell):
+    """Updates D then G in one graph. Returns (loss_D, loss_G, *aux_D, *aux_G).
+
+    `loss_D` and `loss_G` are cells with construct(x, y, fake) -> (loss, aux tuple); the model
+    (pix2pix, pix2pixcc) decides what they compute. `netG(x, noise)` makes the fake.
+    """
+
+    def __init__(self, netG, netD, loss_D, loss_G, opt_G, opt_D, loss_scale=0.0):
+        super().__init__(auto_prefix=False)
+        self.netG = netG
+        self.loss_D = loss_D
+        self.loss_G = loss_G
+        self.opt_G = opt_G
+        self.opt_D = opt_D
+        self.weights_G = ParameterTuple(netG.trainable_params())
+        self.weights_D = ParameterTuple(netD.trainable_params())
+        self.reducer_G = _grad_reducer(self.weights_G)
+        self.reducer_D = _grad_reducer(self.weights_D)
+        self.use_loss_scale = loss_scale > 0
+        if self.use_loss_scale:
+            self.loss_scale = DynamicLossScale(loss_scale)
+
+    def construct(self, x, y, noise):
+        fake, pullback_G = ms.vjp(self.netG, x, noise, weights=self.weights_G)
+
+        loss_D, pullback_D, aux_D = ms.vjp(self.loss_D, x, y, ops.stop_gradient(fake),
+                                           weights=self.weights_D, has_aux=True)
+        _, grads_D = pullback_D(self._scale_like(loss_D))
+        loss_D = ops.depend(loss_D, self._apply(self.opt_D, self._finish(grads_D, self.reducer_D)))
+
+        # G's objective sees D after its update, as in the sequential PyTorch step.
+        loss_G, pullback_loss_G, aux_G = ms.vjp(self.loss_G, x, y, ops.depend(fake, loss_D),
+                                                has_aux=True)
+        d_fake = pullback_loss_G(self._scale_like(loss_G))[2]
+        _, grads_G = pullback_G(ops.cast(d_fake, fake.dtype))
+        loss_G = ops.depend(loss_G, self._apply(self.opt_G, self._finish(grads_G, self.reducer_G)))
+        return (loss_D, loss_G) + aux_D + aux_G
+
+    def _scale_like(self, loss):
+        """The backward pass's seed: 1, or the loss scale when scaling is on."""
+        if self.use_loss_scale:
+            return ops.cast(self.loss_scale.scale, loss.dtype)
+        return ops.ones_like(loss)
+
+    def _finish(self, grads, reducer):
+        if reducer is not None:
+            grads = reducer(grads)
+        if self.use_loss_scale:
+            grads = tuple(g / ops.cast(self.loss_scale.scale, g.dtype) for g in grads)
+        return grads
+
+    def _apply(self, optimizer, grads):
+        if not self.use_loss_scale:
+            return optimizer(grads)
+        finite = ms.amp.all_finite(grads)
+        self.loss_scale(finite)
+        if finite:
+            return optimizer(grads)
+        return finite

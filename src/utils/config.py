@@ -1,0 +1,211 @@
+"""Every command-line flag of every entry point, in one place.
+
+Each entry point calls `parse_args(ENTRY, argv)`; the entry's name picks which flag groups it
+shows, so `--help` lists only what that command uses. Flag names follow the MindSpore model
+zoo's pix2pix where it has one (device_target, LAMBDA_L1, train_data_dir, ...).
+"""
+import argparse
+
+from src.utils.errors import UserError
+
+
+def str2bool(value):
+    """Booleans are written True/False on the command line, as pix2pixCC does."""
+    if isinstance(value, bool):
+        return value
+    lowered = value.strip().lower()
+    if lowered in ("true", "t", "yes", "y", "1"):
+        return True
+    if lowered in ("false", "f", "no", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def positive_int(value):
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def non_negative_int(value):
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return number
+
+
+def positive_float(value):
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return number
+
+
+def _add_device(parser):
+    group = parser.add_argument_group("device")
+    group.add_argument("--device_target", default="CPU", choices=["CPU", "GPU", "Ascend"],
+                       help="backend to run on (default: %(default)s)")
+    group.add_argument("--device_id", type=non_negative_int, default=0,
+                       help="device index on a single-card run; launchers set it per rank (default: %(default)s)")
+    group.add_argument("--run_distribute", type=str2bool, default=False,
+                       help="True: data-parallel over all ranks started by msrun/mpirun; "
+                            "gradients are averaged across ranks (default: %(default)s)")
+
+
+def _add_model(parser):
+    group = parser.add_argument_group("model (must match between train, eval and export)")
+    group.add_argument("--model", default="pix2pix", choices=["pix2pix"],
+                       help="which networks and objective to build (default: %(default)s)")
+    group.add_argument("--input_nc", type=positive_int, default=3,
+                       help="channels of the input image (3 RGB, 1 grey) (default: %(default)s)")
+    group.add_argument("--output_nc", type=positive_int, default=3,
+                       help="channels of the output image (default: %(default)s)")
+    group.add_argument("--ngf", type=positive_int, default=64,
+                       help="generator filters in the first layer (default: %(default)s)")
+    group.add_argument("--ndf", type=positive_int, default=64,
+                       help="discriminator filters in the first layer (default: %(default)s)")
+    group.add_argument("--n_layers_D", type=positive_int, default=3,
+                       help="stride-2 layers of the PatchGAN; 3 gives the 70x70 receptive field "
+                            "(default: %(default)s)")
+    group.add_argument("--norm", default="batch", choices=["batch", "instance"],
+                       help="normalisation layer in both networks (default: %(default)s)")
+    group.add_argument("--pad_mode", default="CONSTANT", choices=["CONSTANT", "REFLECT"],
+                       help="padding of the 4x4 stride-2 convolutions (default: %(default)s)")
+    group.add_argument("--dropout", type=str2bool, default=True,
+                       help="dropout 0.5 in the U-Net's innermost 512-channel decoder blocks while "
+                            "training (default: %(default)s)")
+    group.add_argument("--crop_size", type=positive_int, default=256,
+                       help="square size the networks are trained on; a multiple of 32. The U-Net's "
+                            "depth follows it: 8 downsamplings at 256, 7 at 128, 6 at 64, 5 at 32 "
+                            "(default: %(default)s)")
+
+
+def _add_init(parser):
+    group = parser.add_argument_group("initialisation")
+    group.add_argument("--init_type", default="normal",
+                       choices=["normal", "xavier", "kaiming", "orthogonal"],
+                       help="weight initialisation (default: %(default)s)")
+    group.add_argument("--init_gain", type=positive_float, default=0.02,
+                       help="scale of the initialisation (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=1,
+                       help="seed of weights, data order, crops, flips and dropout (default: %(default)s)")
+
+
+def _add_data(parser):
+    group = parser.add_argument_group("data")
+    group.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                       help="AtoB: the left half of an AB image is the input; BtoA: the right half "
+                            "(default: %(default)s)")
+    group.add_argument("--load_size", type=positive_int, default=286,
+                       help="images are resized to this square size before the random crop "
+                            "(default: %(default)s)")
+    group.add_argument("--no_flip", type=str2bool, default=False,
+                       help="True: no random horizontal flip (default: %(default)s)")
+    group.add_argument("--batch_size", type=positive_int, default=1,
+                       help="images per step on each device (default: %(default)s)")
+    group.add_argument("--num_parallel_workers", type=positive_int, default=2,
+                       help="data loading workers (default: %(default)s)")
+
+
+def _add_train_data(parser):
+    parser.add_argument_group("training data").add_argument(
+        "--train_data_dir", required=True,
+        help="folder of training pairs: AB images (input and target side by side)")
+
+
+def _add_val_data(parser, required):
+    parser.add_argument_group("evaluation data").add_argument(
+        "--val_data_dir", required=required,
+        help="folder of evaluation pairs, in the same layout as the training data")
+
+
+def _add_optim(parser):
+    group = parser.add_argument_group("objective and optimiser")
+    group.add_argument("--gan_mode", default="vanilla", choices=["vanilla", "lsgan"],
+                       help="vanilla: sigmoid cross-entropy on logits; lsgan: least squares "
+                            "(default: %(default)s)")
+    group.add_argument("--LAMBDA_GAN", type=float, default=1.0,
+                       help="weight of G's adversarial loss (default: %(default)s)")
+    group.add_argument("--LAMBDA_L1", type=float, default=100.0,
+                       help="weight of G's L1 loss (default: %(default)s)")
+    group.add_argument("--LAMBDA_Dis", type=float, default=0.5,
+                       help="weight of D's loss, real + fake (default: %(default)s)")
+    group.add_argument("--lr", type=positive_float, default=0.0002,
+                       help="initial Adam learning rate of G and D (default: %(default)s)")
+    group.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default: %(default)s)")
+    group.add_argument("--beta2", type=float, default=0.999, help="Adam beta2 (default: %(default)s)")
+    group.add_argument("--lr_policy", default="linear", choices=["linear", "constant", "cosine"],
+                       help="linear: constant for n_epochs then linearly to 0 over n_epochs_decay; "
+                            "cosine: cosine to 0 over all epochs (default: %(default)s)")
+    group.add_argument("--n_epochs", type=non_negative_int, default=100,
+                       help="epochs at the initial learning rate (default: %(default)s)")
+    group.add_argument("--n_epochs_decay", type=non_negative_int, default=100,
+                       help="epochs of linear decay to 0 (default: %(default)s)")
+    group.add_argument("--epoch_num", type=positive_int, default=None,
+                       help="epochs to train; defaults to n_epochs + n_epochs_decay")
+    group.add_argument("--amp_level", default="O0", choices=["O0", "O2", "O3"],
+                       help="mixed precision on Ascend/GPU; CPU runs O0 (default: %(default)s)")
+    group.add_argument("--loss_scale", type=float, default=0.0,
+                       help="initial dynamic loss scale for mixed precision (e.g. 65536); 0 turns "
+                            "loss scaling off (default: %(default)s)")
+
+
+def _add_train_output(parser):
+    group = parser.add_argument_group("training outputs")
+    group.add_argument("--ckpt_dir", default="./results/ckpt",
+                       help="checkpoints and the resume state (default: %(default)s)")
+    group.add_argument("--train_fakeimg_dir", default="./results/fake_img",
+                       help="a sample grid input | generated | target per epoch (default: %(default)s)")
+    group.add_argument("--loss_show_dir", default="./results/loss_show",
+                       help="loss CSV and loss-curve PNG (default: %(default)s)")
+    group.add_argument("--save_checkpoint_epochs", type=positive_int, default=1,
+                       help="write Generator_<epoch>.ckpt and Discriminator_<epoch>.ckpt every this "
+                            "many epochs, and at the end (default: %(default)s)")
+    group.add_argument("--save_checkpoint_steps", type=non_negative_int, default=0,
+                       help="also write the resume state every this many steps, so a killed run "
+                            "loses little; 0: only at checkpoint epochs (default: %(default)s)")
+    group.add_argument("--resume", type=str2bool, default=False,
+                       help="True: continue the run whose resume state is in ckpt_dir, with its "
+                            "weights, optimiser state, epoch and step (default: %(default)s)")
+    group.add_argument("--print_interval", type=positive_int, default=10,
+                       help="print a progress line every this many steps (default: %(default)s)")
+
+
+ENTRY_GROUPS = {
+    "train": (_add_device, _add_model, _add_init, _add_data, _add_train_data,
+              lambda p: _add_val_data(p, required=False), _add_optim, _add_train_output),
+}
+
+DESCRIPTIONS = {
+    "train": "Train Pix2Pix (U-Net generator + PatchGAN discriminator) on paired images.",
+}
+
+
+def build_parser(entry):
+    parser = argparse.ArgumentParser(prog=f"{entry}.py", description=DESCRIPTIONS[entry])
+    for add_group in ENTRY_GROUPS[entry]:
+        add_group(parser)
+    return parser
+
+
+def parse_args(entry, argv=None):
+    """Parse and check the flags of one entry point; mistakes raise UserError."""
+    cfg = build_parser(entry).parse_args(argv)
+    cfg.entry = entry
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg):
+    """Checks that span several flags; single-flag checks live in the argparse types."""
+    crop, load = getattr(cfg, "crop_size", None), getattr(cfg, "load_size", None)
+    if crop is not None and load is not None and crop > load:
+        raise UserError(f"--crop_size {crop} is larger than --load_size {load}; "
+                        "the crop is taken from the resized image")
+    if getattr(cfg, "epoch_num", "unset") is None:
+        cfg.epoch_num = cfg.n_epochs + cfg.n_epochs_decay
+        if cfg.epoch_num == 0:
+            raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
+    if getattr(cfg, "device_target", None) == "CPU" and getattr(cfg, "amp_level", "O0") != "O0":
+        raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
