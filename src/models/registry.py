@@ -58,12 +58,15 @@ def build_generator(cfg):
     netG = _model(cfg)["generator"](cfg)
     # eval and export have no init flags: their weights come from a checkpoint.
     init_weights(netG, getattr(cfg, "init_type", "normal"), getattr(cfg, "init_gain", 0.02))
+    # Fixed prefixes keep checkpoint keys the same however the networks are wrapped later.
+    netG.update_parameters_name("netG.")
     return netG
 
 
 def build_discriminator(cfg):
     netD = _model(cfg)["discriminator"](cfg)
     init_weights(netD, cfg.init_type, cfg.init_gain)
+    netD.update_parameters_name("netD.")
     return netD
 
 
@@ -81,4 +84,15 @@ def build_train_step(cfg, netG, netD, lr_per_step):
     lr = Tensor(lr_per_step)
     opt_G = nn.Adam(netG.trainable_params(), learning_rate=lr, beta1=cfg.beta1, beta2=cfg.beta2)
     opt_D = nn.Adam(netD.trainable_params(), learning_rate=lr, beta1=cfg.beta1, beta2=cfg.beta2)
+    _name_optimizer_state(opt_G, "opt_G.", netG)
+    _name_optimizer_state(opt_D, "opt_D.", netD)
     return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale)
+
+
+def _name_optimizer_state(optimizer, prefix, network):
+    """Prefix the optimiser's own state (moments, step counter, rates): two Adams would both
+    name their counter 'global_step', and checkpoints need unique, stable names."""
+    own = {id(param) for param in network.get_parameters()}
+    for param in optimizer.get_parameters():
+        if id(param) not in own:
+            param.name = prefix + param.name

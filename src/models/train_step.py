@@ -26,7 +26,7 @@ class DiscriminatorLoss(nn.Cell):
     """LAMBDA_Dis * (GAN(D(x, y), real) + GAN(D(x, fake), fake)); aux: the two terms."""
 
     def __init__(self, netD, gan_mode, lambda_dis):
-        super().__init__()
+        super().__init__(auto_prefix=False)
         self.netD = netD
         self.gan_loss = GANLoss(gan_mode)
         self.lambda_dis = lambda_dis
@@ -44,7 +44,7 @@ class GeneratorLoss(nn.Cell):
     """
 
     def __init__(self, netD, gan_mode, lambda_gan, lambda_l1):
-        super().__init__()
+        super().__init__(auto_prefix=False)
         self.netD = netD
         self.gan_loss = GANLoss(gan_mode)
         self.lambda_gan = lambda_gan
@@ -104,6 +104,9 @@ class GANTrainOneStep(nn.Cell):
         self.opt_D = opt_D
         self.weights_G = ParameterTuple(netG.trainable_params())
         self.weights_D = ParameterTuple(netD.trainable_params())
+        # D is shared by both loss cells; holding all its parameters here keeps their names
+        # (compilation would otherwise rename its batch-norm statistics after a cell path).
+        self.params_D = ParameterTuple(netD.get_parameters())
         self.reducer_G = _grad_reducer(self.weights_G)
         self.reducer_D = _grad_reducer(self.weights_D)
         self.use_loss_scale = loss_scale > 0

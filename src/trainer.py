@@ -1,0 +1,153 @@
+"""The training loop: data, networks and the compiled step, with checkpoints, samples and logs."""
+import math
+import os
+import time
+
+import mindspore as ms
+import numpy as np
+from mindspore import Tensor
+
+from src.dataset.pairs import find_pairs, load_pair
+from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
+from src.models import registry
+from src.utils import checkpoint
+from src.utils.device import set_context
+from src.utils.errors import UserError
+from src.utils.lr import learning_rates
+from src.utils.report import LossLog, save_sample_grid
+
+
+def check_pairs(pairs, cfg):
+    """Read every pair once before training, so a bad file stops the run before any output."""
+    for number, pair in enumerate(pairs, 1):
+        source, _ = load_pair(pair, cfg)
+        if min(source.shape[1:]) < 2:
+            raise UserError(f"{pair.input_path}: image of {source.shape[2]}x{source.shape[1]} is too small")
+        if number % 200 == 0:
+            print(f"checked {number}/{len(pairs)} training pairs", flush=True)
+
+
+def sample_batch(pairs, cfg):
+    """The fixed pair drawn in every epoch's sample grid, resized to the training size."""
+    source, target = load_pair(pairs[0], cfg)
+    return (resize_chw(source, cfg.crop_size)[None], resize_chw(target, cfg.crop_size)[None])
+
+
+def _format_duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Trainer:
+    def __init__(self, cfg):
+        registry.check_model_config(cfg)
+        self.cfg = cfg
+        self.ranks = set_context(cfg)
+        ms.set_seed(cfg.seed)
+        self.pairs = find_pairs(cfg.train_data_dir, "--train_data_dir")
+        check_pairs(self.pairs, cfg)
+        self.val_pairs = find_pairs(cfg.val_data_dir, "--val_data_dir") if cfg.val_data_dir else self.pairs
+        self.steps_per_epoch = steps_per_epoch(len(self.pairs), cfg.batch_size, self.ranks.size)
+        self.total_steps = self.steps_per_epoch * cfg.epoch_num
+        self.netG = registry.build_generator(cfg)
+        self.netD = registry.build_discriminator(cfg)
+        rates = learning_rates(cfg.lr_policy, cfg.lr, self.steps_per_epoch, cfg.n_epochs,
+                               cfg.n_epochs_decay, cfg.epoch_num)
+        self.step_cell = registry.build_train_step(cfg, self.netG, self.netD, rates)
+        self.step_cell.set_train(True)
+        self.arch = {"model": cfg.model, **registry.arch(cfg, "generator"),
+                     **{f"D_{k}": v for k, v in registry.arch(cfg, "discriminator").items()}}
+        self._compile()
+        self.start_step = (checkpoint.load_resume_state(cfg.ckpt_dir, self.step_cell, self.arch)
+                           if cfg.resume else 0)
+        if self.start_step > self.total_steps:
+            raise UserError(f"the resume state in {cfg.ckpt_dir} is at step {self.start_step}, past "
+                            f"the {self.total_steps} steps of this run; raise --epoch_num")
+        self.loss_log = LossLog(cfg.loss_show_dir, registry.loss_names(cfg))
+
+    def _compile(self):
+        """Compile the step before any state is loaded: compilation settles parameter names
+        (the two optimisers' counters become opt_G.* and opt_D.*) that checkpoints use."""
+        cfg = self.cfg
+        print("compiling the training graph...", flush=True)
+        started = time.time()
+        shape = (cfg.batch_size, 0, cfg.crop_size, cfg.crop_size)
+        self.step_cell.compile(Tensor(np.zeros(shape[:1] + (cfg.input_nc,) + shape[2:], np.float32)),
+                               Tensor(np.zeros(shape[:1] + (cfg.output_nc,) + shape[2:], np.float32)),
+                               Tensor(np.zeros((cfg.batch_size, max(1, self.netG.dropout_noise_size)),
+                                               np.float32)))
+        print(f"compiled in {time.time() - started:.1f} s", flush=True)
+
+    def run(self):
+        cfg, main = self.cfg, self.ranks.is_main
+        if main:
+            self.loss_log.start(self.start_step)
+        print(f"rank {self.ranks.rank}/{self.ranks.size}: {len(self.pairs)} pairs, "
+              f"{self.steps_per_epoch} steps per epoch, {cfg.epoch_num} epochs, "
+              f"starting at step {self.start_step}", flush=True)
+        dataset = train_dataset(self.pairs, cfg, self.netG.dropout_noise_size, self.ranks.size,
+                                self.ranks.rank, self.start_step)
+        step, timed_from = self.start_step, None
+        for source, target, noise in dataset.create_tuple_iterator(num_epochs=1):
+            values = [float(v.asnumpy()) for v in self.step_cell(source, target, noise)]
+            step += 1
+            if timed_from is None:  # time from the second step: the first one warms up
+                timed_from = (time.time(), step)
+            self._check_finite(values, step)
+            epoch = (step - 1) // self.steps_per_epoch + 1
+            if main:
+                self.loss_log.append(step, epoch, values)
+            if step % cfg.print_interval == 0 or step == self.total_steps:
+                self._print_progress(step, epoch, values, timed_from)
+            if step % self.steps_per_epoch == 0:
+                self._end_epoch(step, epoch)
+            elif main and cfg.save_checkpoint_steps and step % cfg.save_checkpoint_steps == 0:
+                checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
+        if main:
+            print(f"done: checkpoints in {os.path.abspath(cfg.ckpt_dir)}, samples in "
+                  f"{os.path.abspath(cfg.train_fakeimg_dir)}, losses in "
+                  f"{os.path.abspath(cfg.loss_show_dir)}", flush=True)
+        return 0
+
+    def _check_finite(self, values, step):
+        if not all(math.isfinite(v) for v in values):
+            names = registry.loss_names(self.cfg)
+            bad = ", ".join(f"{n}={v}" for n, v in zip(names, values) if not math.isfinite(v))
+            raise UserError(f"training diverged at step {step}: {bad}; check the data for NaN/inf "
+                            "or lower --lr (the last good checkpoint is kept)")
+
+    def _print_progress(self, step, epoch, values, timed_from):
+        names = registry.loss_names(self.cfg)
+        since, first = timed_from
+        per_step = (time.time() - since) / max(1, step - first)
+        eta = per_step * (self.total_steps - step)
+        losses = " ".join(f"{n}={v:.4f}" for n, v in zip(names, values))
+        print(f"epoch {epoch}/{self.cfg.epoch_num} step {step}/{self.total_steps} {losses} "
+              f"| {per_step:.3f} s/step | ETA {_format_duration(eta)}", flush=True)
+
+    def _end_epoch(self, step, epoch):
+        cfg = self.cfg
+        if not self.ranks.is_main:
+            return
+        self._save_samples(epoch)
+        self.loss_log.plot(os.path.join(cfg.loss_show_dir, "loss_curve.png"))
+        if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
+            checkpoint.save_network(self.netG, os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
+                                    {"model": cfg.model, **registry.arch(cfg, "generator")})
+            checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
+                                    {"model": cfg.model, **registry.arch(cfg, "discriminator")})
+            checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
+            print(f"epoch {epoch}: saved Generator_{epoch}.ckpt, Discriminator_{epoch}.ckpt and the "
+                  f"resume state in {cfg.ckpt_dir}", flush=True)
+
+    def _save_samples(self, epoch):
+        source, target = sample_batch(self.val_pairs, self.cfg)
+        self.netG.set_train(False)
+        fake = self.netG(Tensor(source)).asnumpy()
+        self.netG.set_train(True)
+        save_sample_grid(os.path.join(self.cfg.train_fakeimg_dir, f"epoch_{epoch:03d}.png"),
+                         source, fake, target)
+
+
+def train(cfg):
+    return Trainer(cfg).run()

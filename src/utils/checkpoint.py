@@ -1,0 +1,121 @@
+"""Checkpoints: atomic writes, architecture records, the resume state, and clear load errors.
+
+A checkpoint records the flags that shaped its network (`arch`, JSON) so that loading it into a
+differently configured network names the difference instead of failing on a tensor shape.
+The resume state (`train_state.ckpt`: both networks, both optimisers, loss scale) is committed
+by writing `resume.json` last: a run killed mid-write resumes from the previous state.
+"""
+import json
+import os
+
+import mindspore as ms
+
+from src.utils.errors import UserError
+
+RESUME_FILE = "resume.json"
+STATE_FILE = "train_state.ckpt"
+
+
+def atomic_save(network, path, extra=None):
+    """Save `network`'s parameters to `path` via a temporary file in the same folder."""
+    directory, base = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    # save_checkpoint appends ".ckpt" to names without it, so the temporary name keeps it.
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp.ckpt")
+    try:
+        ms.save_checkpoint(network, tmp, append_dict=extra)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path, text):
+    directory, base = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_network(network, path, arch):
+    atomic_save(network, path, {"arch": json.dumps(arch, sort_keys=True)})
+
+
+def read_checkpoint(path, what="--ckpt"):
+    """The parameter dict of a checkpoint file, or UserError naming the file."""
+    if not path:
+        raise UserError(f"{what} is required")
+    if not os.path.isfile(path):
+        raise UserError(f"{what} {path}: no such file")
+    try:
+        return ms.load_checkpoint(path)
+    except (ValueError, RuntimeError, OSError, TypeError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{what} {path}: not a readable MindSpore checkpoint ({first_line})") from None
+
+
+def _arch_mismatch(saved, expected):
+    return [f"{key}={saved[key]} (this run: {expected[key]})"
+            for key in sorted(expected) if key in saved and saved[key] != expected[key]]
+
+
+def load_network(network, path, arch, what="--ckpt", recomputed=()):
+    """Load a checkpoint into `network`, first checking it was made for the same architecture.
+
+    Parameters whose names end with one of `recomputed` are left as the network has them.
+    """
+    params = read_checkpoint(path, what)
+    params = {k: v for k, v in params.items() if not k.endswith(tuple(recomputed)) or k == "arch"}
+    saved_arch = params.pop("arch", None)
+    if saved_arch is not None:
+        mismatch = _arch_mismatch(json.loads(saved_arch), arch)
+        if mismatch:
+            raise UserError(f"{what} {path} was trained with another architecture: "
+                            + ", ".join(mismatch) + "; pass the same flags as in training")
+    _check_shapes(network, params, path, what, recomputed)
+    ms.load_param_into_net(network, params, strict_load=True)
+
+
+def _check_shapes(network, params, path, what, recomputed):
+    """For checkpoints without an arch record: name the first parameter that does not fit."""
+    own = {k: v for k, v in network.parameters_dict().items() if not k.endswith(tuple(recomputed))}
+    missing = [name for name in own if name not in params]
+    if missing:
+        raise UserError(f"{what} {path} does not fit this network: it has no parameter "
+                        f"{missing[0]!r} ({len(missing)} missing); is it a checkpoint of another "
+                        "network or architecture?")
+    for name, param in own.items():
+        if tuple(params[name].shape) != tuple(param.shape):
+            raise UserError(f"{what} {path} does not fit this network: {name} has shape "
+                            f"{tuple(params[name].shape)} there and {tuple(param.shape)} here "
+                            "(different ngf, depth, channels or norm?)")
+
+
+def save_resume_state(ckpt_dir, train_step, step, arch):
+    """Write the full training state after global step `step`, then commit it in resume.json."""
+    atomic_save(train_step, os.path.join(ckpt_dir, STATE_FILE),
+                {"arch": json.dumps(arch, sort_keys=True)})
+    atomic_write_text(os.path.join(ckpt_dir, RESUME_FILE),
+                      json.dumps({"step": step, "state": STATE_FILE, "arch": arch}, indent=1))
+
+
+def load_resume_state(ckpt_dir, train_step, arch):
+    """Restore the state saved in `ckpt_dir` into `train_step`; returns the global step reached."""
+    resume_path = os.path.join(ckpt_dir, RESUME_FILE)
+    if not os.path.isfile(resume_path):
+        raise UserError(f"--resume True: no resume state in --ckpt_dir {ckpt_dir} "
+                        f"({RESUME_FILE} not found); start without --resume")
+    try:
+        with open(resume_path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        step = int(record["step"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{resume_path}: damaged resume record ({err})") from None
+    # The learning-rate arrays follow this run's flags; the optimisers' step counters pick the rate.
+    load_network(train_step, os.path.join(ckpt_dir, record["state"]), arch, what="resume state",
+                 recomputed=("learning_rate",))
+    return step

@@ -1,0 +1,85 @@
+"""Pictures and tables that people read: sample grids and loss curves."""
+import csv
+import os
+
+import numpy as np
+
+from src.dataset.io import write_image
+from src.dataset.normalize import model_to_image
+
+
+def _as_rgb(hwc):
+    return np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
+
+
+def image_row(panels_chw, gap=4):
+    """Side-by-side uint8 RGB strip of CHW arrays in [-1, 1] (grey panels shown as grey RGB)."""
+    images = [_as_rgb(model_to_image(panel)) for panel in panels_chw]
+    height = max(image.shape[0] for image in images)
+    strip = []
+    for image in images:
+        padded = np.full((height, image.shape[1], 3), 255, np.uint8)
+        padded[:image.shape[0]] = image
+        strip += [padded, np.full((height, gap, 3), 255, np.uint8)]
+    return np.concatenate(strip[:-1], axis=1)
+
+
+def save_sample_grid(path, inputs, fakes, targets):
+    """One row per sample: input | generated | target (NCHW batches in [-1, 1])."""
+    rows = [image_row((inp, fake, tgt)) for inp, fake, tgt in zip(inputs, fakes, targets)]
+    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+    grid = np.concatenate([part for row in rows for part in (row, gap)][:-1], axis=0)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_image(path, grid)
+
+
+class LossLog:
+    """Per-step losses in a CSV that a resumed run continues, and the loss-curve PNG."""
+
+    def __init__(self, directory, loss_names):
+        self.path = os.path.join(directory, "losses.csv")
+        self.names = list(loss_names)
+        os.makedirs(directory, exist_ok=True)
+
+    def start(self, from_step):
+        """Keep the rows up to step `from_step` (a resumed run writes the later ones again)."""
+        rows = [row for row in self.read() if int(row["step"]) <= from_step] if from_step else []
+        with open(self.path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", "epoch"] + self.names)
+            writer.writerows([[row["step"], row["epoch"]] + [row[n] for n in self.names] for row in rows])
+
+    def append(self, step, epoch, values):
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerow([step, epoch] + [f"{v:.6g}" for v in values])
+
+    def read(self):
+        if not os.path.isfile(self.path):
+            return []
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    def plot(self, png_path):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        rows = self.read()
+        if not rows:
+            return
+        steps = [int(row["step"]) for row in rows]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        groups = ([n for n in self.names if n.startswith("loss_D")],
+                  [n for n in self.names if not n.startswith("loss_D")])
+        for axis, names in zip(axes, groups):
+            for name in names:
+                axis.plot(steps, [float(row[name]) for row in rows], label=name, linewidth=1)
+            axis.set_xlabel("step")
+            axis.legend()
+            axis.grid(alpha=0.3)
+        axes[0].set_title("discriminator")
+        axes[1].set_title("generator")
+        fig.tight_layout()
+        tmp = png_path + ".tmp.png"
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, png_path)
