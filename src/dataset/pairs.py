@@ -6,8 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from src.dataset.io import is_image_file, read_ab_image
-from src.dataset.normalize import image_to_model
+import numpy as np
+
+from src.dataset.io import is_image_file, read_ab_image, write_image
+from src.dataset.normalize import image_to_model, model_to_image
+from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
 
 
@@ -41,3 +44,24 @@ def load_pair(pair, cfg):
     else:
         target, source = read_ab_image(pair.input_path, cfg.output_nc, cfg.input_nc)
     return image_to_model(source), image_to_model(target)
+
+
+def load_eval_pair(pair, cfg):
+    """For evaluation: (input resized to the model's size, target at its own size or None,
+    the input's original (height, width)). Both in [-1, 1], CHW float32."""
+    source, target = load_pair(pair, cfg)
+    original_size = source.shape[1:]
+    return resize_chw(source, cfg.crop_size), target, original_size
+
+
+def write_prediction(pair, prediction, predict_dir, cfg, original_size):
+    """Write a CHW prediction in [-1, 1] at the input's original size, named like the input.
+
+    Returns (path written, the prediction resized to original size, still normalised), so that
+    metrics are computed on exactly what was written.
+    """
+    restored = resize_chw(np.asarray(prediction, np.float32), tuple(original_size))
+    os.makedirs(predict_dir, exist_ok=True)
+    path = os.path.join(predict_dir, pair.name)
+    write_image(path, model_to_image(restored))
+    return path, restored

@@ -10,32 +10,9 @@ multiple of W*b is padded with its first samples, so every sample is seen at lea
 import math
 
 import numpy as np
-from PIL import Image
 
 from src.dataset.pairs import load_pair
-
-
-def resize_chw(array, size):
-    """Bicubic resize of every channel of a float32 CHW array to `size` (an int for a square,
-    or (height, width))."""
-    height, width = (size, size) if isinstance(size, int) else size
-    if array.shape[1:] == (height, width):
-        return array
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(channel), mode="F")
-                                .resize((width, height), Image.BICUBIC))
-                     for channel in array]).astype(np.float32)
-
-
-def crop_and_flip(source, target, rng, crop_size, flip):
-    """The same random crop and the same random horizontal flip on both sides."""
-    height, width = source.shape[1:]
-    top = int(rng.integers(0, height - crop_size + 1))
-    left = int(rng.integers(0, width - crop_size + 1))
-    window = (slice(None), slice(top, top + crop_size), slice(left, left + crop_size))
-    source, target = source[window], target[window]
-    if flip and rng.random() < 0.5:
-        source, target = source[:, :, ::-1], target[:, :, ::-1]
-    return np.ascontiguousarray(source), np.ascontiguousarray(target)
+from src.dataset.transforms import crop_and_flip, resize_chw
 
 
 def steps_per_epoch(num_samples, batch_size, rank_size):

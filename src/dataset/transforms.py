@@ -1,0 +1,26 @@
+"""Geometric transforms on float32 CHW arrays, applied alike to both sides of a pair."""
+import numpy as np
+from PIL import Image
+
+
+def resize_chw(array, size):
+    """Bicubic resize of every channel of a float32 CHW array to `size` (an int for a square,
+    or (height, width))."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if array.shape[1:] == (height, width):
+        return array
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(channel), mode="F")
+                                .resize((width, height), Image.BICUBIC))
+                     for channel in array]).astype(np.float32)
+
+
+def crop_and_flip(source, target, rng, crop_size, flip):
+    """The same random crop and the same random horizontal flip on both sides."""
+    height, width = source.shape[1:]
+    top = int(rng.integers(0, height - crop_size + 1))
+    left = int(rng.integers(0, width - crop_size + 1))
+    window = (slice(None), slice(top, top + crop_size), slice(left, left + crop_size))
+    source, target = source[window], target[window]
+    if flip and rng.random() < 0.5:
+        source, target = source[:, :, ::-1], target[:, :, ::-1]
+    return np.ascontiguousarray(source), np.ascontiguousarray(target)
