@@ -3,9 +3,14 @@ import os
 import subprocess
 import sys
 
+import mindspore as ms
 import numpy as np
 import pytest
 from PIL import Image
+
+# Everything runs in graph mode, as the entry points do (src/utils/device.py).
+ms.set_context(mode=ms.GRAPH_MODE)
+ms.set_device("CPU")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -119,14 +119,14 @@ class GANTrainOneStep(nn.Cell):
         loss_D, pullback_D, aux_D = ms.vjp(self.loss_D, x, y, ops.stop_gradient(fake),
                                            weights=self.weights_D, has_aux=True)
         _, grads_D = pullback_D(self._scale_like(loss_D))
-        loss_D = ops.depend(loss_D, self._apply(self.opt_D, self._finish(grads_D, self.reducer_D)))
+        loss_D = self._apply(self.opt_D, self._finish(grads_D, self.reducer_D), loss_D)
 
         # G's objective sees D after its update, as in the sequential PyTorch step.
         loss_G, pullback_loss_G, aux_G = ms.vjp(self.loss_G, x, y, ops.depend(fake, loss_D),
                                                 has_aux=True)
         d_fake = pullback_loss_G(self._scale_like(loss_G))[2]
         _, grads_G = pullback_G(ops.cast(d_fake, fake.dtype))
-        loss_G = ops.depend(loss_G, self._apply(self.opt_G, self._finish(grads_G, self.reducer_G)))
+        loss_G = self._apply(self.opt_G, self._finish(grads_G, self.reducer_G), loss_G)
         return (loss_D, loss_G) + aux_D + aux_G
 
     def _scale_like(self, loss):
@@ -142,11 +142,13 @@ class GANTrainOneStep(nn.Cell):
             grads = tuple(g / ops.cast(self.loss_scale.scale, g.dtype) for g in grads)
         return grads
 
-    def _apply(self, optimizer, grads):
+    def _apply(self, optimizer, grads, loss):
+        """Update with `grads` (skipped when loss scaling finds an overflow); returns `loss`
+        made to depend on the update, which orders it in the graph."""
         if not self.use_loss_scale:
-            return optimizer(grads)
+            return ops.depend(loss, optimizer(grads))
         finite = ms.amp.all_finite(grads)
-        self.loss_scale(finite)
+        loss = ops.depend(loss, self.loss_scale(finite))
         if finite:
-            return optimizer(grads)
-        return finite
+            loss = ops.depend(loss, optimizer(grads))
+        return loss

@@ -1,0 +1,176 @@
+"""Networks, losses and the compiled D-then-G training step."""
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import Tensor
+
+from src.models import registry
+from src.models.generators import unet_depth
+from src.utils.config import parse_args
+from src.utils.errors import UserError
+from src.utils.lr import learning_rates
+
+
+def make_cfg(size, *extra):
+    return parse_args("train", ["--train_data_dir", "unused", "--crop_size", str(size),
+                                "--load_size", str(size), "--ngf", "8", "--ndf", "8", *extra])
+
+
+def rand(*shape, seed=0):
+    return Tensor(np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("size,depth", [(256, 8), (128, 7), (64, 6), (32, 5), (512, 8), (96, 5)])
+def test_unet_depth_follows_crop_size(size, depth):
+    assert unet_depth(size) == depth
+
+
+@pytest.mark.parametrize("size", [16, 48, 100, 0])
+def test_unet_rejects_sizes_it_cannot_take(size):
+    with pytest.raises(UserError, match="multiple of 32"):
+        unet_depth(size)
+
+
+@pytest.mark.parametrize("size", [256, 128, 64, 32])
+def test_generator_output_shape_and_range(size):
+    netG = registry.build_generator(make_cfg(size))
+    netG.set_train(False)
+    out = netG(rand(1, 3, size, size)).asnumpy()
+    assert out.shape == (1, 3, size, size)
+    assert np.abs(out).max() <= 1.0  # tanh output
+
+
+def test_generator_channels_follow_flags():
+    netG = registry.build_generator(make_cfg(32, "--input_nc", "1", "--output_nc", "3"))
+    netG.set_train(False)
+    assert netG(rand(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def test_patchgan_gives_30x30_logits_at_256():
+    netD = registry.build_discriminator(make_cfg(256))
+    netD.set_train(False)
+    assert netD(rand(1, 3, 256, 256), rand(1, 3, 256, 256, seed=1)).shape == (1, 1, 30, 30)
+
+
+def test_dropout_masks_follow_the_noise():
+    netG = registry.build_generator(make_cfg(64))
+    netG.set_train(True)
+    x = rand(1, 3, 64, 64)
+    size = netG.dropout_noise_size
+    assert size > 0
+    keep_all, drop_half = Tensor(np.ones((1, size), np.float32)), rand(1, size, seed=3)
+    out_keep = netG(x, keep_all).asnumpy()
+    assert np.array_equal(out_keep, netG(x, keep_all).asnumpy())  # deterministic given noise
+    assert not np.allclose(out_keep, netG(x, drop_half).asnumpy())
+
+
+def numpy_bce_with_logits(logits, real):
+    target = 1.0 if real else 0.0
+    return float(np.mean(np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))))
+
+
+def snapshot(net):
+    return {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+
+
+def restore(net, values):
+    for p in net.get_parameters():
+        p.set_data(Tensor(values[p.name]))
+
+
+def build_step(cfg, steps=4):
+    netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
+    step = registry.build_train_step(cfg, netG, netD, learning_rates("constant", cfg.lr, steps, 1, 0, 1))
+    step.set_train(True)
+    return netG, netD, step
+
+
+def test_train_step_updates_both_networks_and_returns_the_loss_formulas():
+    cfg = make_cfg(32, "--norm", "instance")
+    netG, netD, step = build_step(cfg)
+    x, y = rand(1, 3, 32, 32, seed=1), rand(1, 3, 32, 32, seed=2)
+    noise = rand(1, max(1, netG.dropout_noise_size), seed=3)
+    g_before, d_before = snapshot(netG), snapshot(netD)
+
+    fake = netG(x, noise).asnumpy()
+    expected_d_real = numpy_bce_with_logits(netD(x, y).asnumpy(), True)
+    expected_d_fake = numpy_bce_with_logits(netD(x, Tensor(fake)).asnumpy(), False)
+
+    loss_D, loss_G, d_real, d_fake, g_gan, g_l1 = [float(v.asnumpy()) for v in step(x, y, noise)]
+
+    assert d_real == pytest.approx(expected_d_real, rel=1e-4)
+    assert d_fake == pytest.approx(expected_d_fake, rel=1e-4)
+    assert loss_D == pytest.approx(cfg.LAMBDA_Dis * (expected_d_real + expected_d_fake), rel=1e-4)
+    # G's loss is measured through the updated D, on the fake made by G before its update.
+    g_after = snapshot(netG)
+    restore(netG, g_before)
+    expected_g_gan = numpy_bce_with_logits(netD(x, Tensor(fake)).asnumpy(), True)
+    expected_g_l1 = float(np.mean(np.abs(fake - y.asnumpy())))
+    restore(netG, g_after)
+    assert g_gan == pytest.approx(expected_g_gan, rel=1e-4)
+    assert g_l1 == pytest.approx(expected_g_l1, rel=1e-4)
+    assert loss_G == pytest.approx(cfg.LAMBDA_GAN * expected_g_gan + cfg.LAMBDA_L1 * expected_g_l1, rel=1e-4)
+
+    changed = lambda before, after: sum(not np.array_equal(before[k], after[k]) for k in before)
+    assert changed(g_before, snapshot(netG)) >= len(netG.trainable_params())
+    assert changed(d_before, snapshot(netD)) >= len(netD.trainable_params())
+
+
+def test_train_step_gradient_of_g_matches_direct_differentiation():
+    """The vjp pull-back through the saved G forward gives the gradient of the whole G loss."""
+    cfg = make_cfg(32, "--norm", "instance", "--gan_mode", "lsgan")
+    netG, netD, step = build_step(cfg)
+    x, y = rand(1, 3, 32, 32, seed=4), rand(1, 3, 32, 32, seed=5)
+    noise = rand(1, max(1, netG.dropout_noise_size), seed=6)
+    loss_D_cell, loss_G_cell = step.loss_D, step.loss_G
+
+    class FullGLoss(ms.nn.Cell):
+        def __init__(self):
+            super().__init__(auto_prefix=False)
+            self.netG, self.loss_G = netG, loss_G_cell
+
+        def construct(self, a, b, n):
+            return self.loss_G(a, b, self.netG(a, n))[0]
+
+    step(x, y, noise)  # D and G move once; then compare gradients at the new point
+    direct = ms.grad(FullGLoss(), None, step.weights_G)(x, y, noise)
+    fake, pullback = ms.vjp(netG, x, noise, weights=step.weights_G)
+    _, pull, _ = ms.vjp(loss_G_cell, x, y, fake, has_aux=True)
+    d_fake = pull(Tensor(np.float32(1.0)))[2]
+    via_vjp = pullback(d_fake)[1]
+    for a, b in zip(direct, via_vjp):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-4, atol=1e-6)
+    assert loss_D_cell is not None
+
+
+def test_loss_scaling_gives_the_same_step_as_float32():
+    x, y = rand(1, 3, 32, 32, seed=7), rand(1, 3, 32, 32, seed=8)
+    results = []
+    for extra in ([], ["--loss_scale", "1024"]):
+        ms.set_seed(5)
+        netG, netD, step = build_step(make_cfg(32, "--norm", "instance", *extra))
+        noise = rand(1, max(1, netG.dropout_noise_size), seed=9)
+        losses = [float(v.asnumpy()) for v in step(x, y, noise)]
+        results.append((losses, snapshot(netG)))
+    (losses_plain, g_plain), (losses_scaled, g_scaled) = results
+    np.testing.assert_allclose(losses_plain, losses_scaled, rtol=1e-5)
+    for name in g_plain:
+        np.testing.assert_allclose(g_plain[name], g_scaled[name], rtol=1e-4, atol=1e-6)
+
+
+def test_lsgan_and_vanilla_losses():
+    from src.models.losses import GANLoss
+    logits = Tensor(np.array([[0.5, -1.0], [2.0, 0.0]], np.float32))
+    assert float(GANLoss("lsgan")(logits, True).asnumpy()) == pytest.approx(
+        np.mean((logits.asnumpy() - 1) ** 2), rel=1e-6)
+    assert float(GANLoss("vanilla")(logits, False).asnumpy()) == pytest.approx(
+        numpy_bce_with_logits(logits.asnumpy(), False), rel=1e-5)
+
+
+def test_learning_rate_schedules():
+    linear = learning_rates("linear", 1.0, 2, 2, 2, 4)
+    np.testing.assert_allclose(linear, [1, 1, 1, 1, 2 / 3, 2 / 3, 1 / 3, 1 / 3], rtol=1e-6)
+    cosine = learning_rates("cosine", 1.0, 2, 1, 1, 2)
+    assert cosine[0] == 1.0 and np.all(np.diff(cosine) < 0)
+    # Stopping early does not change the rates of the epochs that run.
+    np.testing.assert_array_equal(learning_rates("linear", 1.0, 2, 2, 2, 3), linear[:6])
