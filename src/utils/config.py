@@ -5,6 +5,7 @@ shows, so `--help` lists only what that command uses. Flag names follow the Mind
 zoo's pix2pix where it has one (device_target, LAMBDA_L1, train_data_dir, ...).
 """
 import argparse
+import re
 
 from src.utils.errors import UserError
 
@@ -209,3 +210,35 @@ def validate(cfg):
             raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
     if getattr(cfg, "device_target", None) == "CPU" and getattr(cfg, "amp_level", "O0") != "O0":
         raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
+
+
+def flags_markdown(entry):
+    """The flag table of one entry point, as the README shows it (kept in sync by a test)."""
+    lines = [f"`python {entry}.py` flags:", "", "| flag | default | meaning |", "| --- | --- | --- |"]
+    for action in build_parser(entry)._actions:  # argparse keeps no public list of actions
+        if not action.option_strings or action.dest == "help":
+            continue
+        default = "required" if action.required else f"`{action.default}`"
+        meaning = re.sub(r"\s*\(default: %\(default\)s\)", "", action.help or "").replace("|", "\\|")
+        if action.choices:
+            meaning += " (one of: " + ", ".join(map(str, action.choices)) + ")"
+        lines.append(f"| `{action.option_strings[0]}` | {default} | {meaning} |")
+    return "\n".join(lines)
+
+
+def readme_with_flag_tables(readme):
+    """`readme` with every `<!-- flags:ENTRY -->` ... `<!-- /flags:ENTRY -->` block regenerated."""
+    def table(match):
+        entry = match.group(1)
+        return f"<!-- flags:{entry} -->\n{flags_markdown(entry)}\n<!-- /flags:{entry} -->"
+    return re.sub(r"<!-- flags:(\w+) -->(?:.*?<!-- /flags:\1 -->)?", table, readme, flags=re.S)
+
+
+if __name__ == "__main__":
+    # `python -m src.utils.config` rewrites the README's flag tables from the parsers above.
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(readme_with_flag_tables(text))
