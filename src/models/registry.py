@@ -2,7 +2,7 @@
 that every entry point uses. Each model names the flags that shape its weights, so that a
 checkpoint records them and a mismatch can be reported by name."""
 import mindspore.nn as nn
-from mindspore import Tensor
+from mindspore import Tensor, amp
 
 from src.models.discriminators import NLayerDiscriminator
 from src.models.generators import UnetGenerator, unet_depth
@@ -77,7 +77,6 @@ def loss_names(cfg):
 def build_train_step(cfg, netG, netD, lr_per_step):
     """The compiled D-then-G step with Adam on both networks and the given per-step rates."""
     if cfg.amp_level != "O0":
-        from mindspore import amp
         netG = amp.auto_mixed_precision(netG, cfg.amp_level)
         netD = amp.auto_mixed_precision(netD, cfg.amp_level)
     loss_D, loss_G = _model(cfg)["losses"](cfg, netD)
