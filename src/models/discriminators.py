@@ -2,7 +2,7 @@
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.models.layers import down_conv, norm_layer, uses_bias
+from src.models.layers import InstanceNorm2d, down_conv, norm_layer, uses_bias
 
 
 class NLayerDiscriminator(nn.Cell):
@@ -28,3 +28,66 @@ class NLayerDiscriminator(nn.Cell):
 
     def construct(self, condition, image):
         return self.model(ops.concat((condition, image), 1))
+
+
+def balanced_channel_repeats(input_nc, output_nc, ch_balance):
+    """How many copies of (input, image) pix2pixCC stacks so neither side dominates D's input.
+
+    With ch_balance > 0 and ratio r = ch_balance * input_nc / output_nc: r > 1 repeats the image
+    int(r) times, r < 1 repeats the input int(1/r) times (pix2pixCC_Networks.PatchDiscriminator).
+    """
+    if ch_balance <= 0:
+        return 1, 1
+    ratio = ch_balance * input_nc / output_nc
+    if ratio > 1:
+        return 1, int(ratio)
+    if ratio < 1:
+        return int(1 / ratio), 1
+    return 1, 1
+
+
+class FeaturePatchDiscriminator(nn.Cell):
+    """pix2pixCC's PatchDiscriminator: five blocks, returning every block's output (features for
+    the feature-matching loss; the last one is the 1-channel LSGAN map). Instance norm, as there."""
+
+    def __init__(self, in_channels, n_df=64):
+        super().__init__()
+        widths = [in_channels, n_df, n_df * 2, n_df * 4, n_df * 8]
+        blocks = []
+        for index in range(4):
+            layers = [nn.Conv2d(widths[index], widths[index + 1], 4, stride=2 if index < 3 else 1,
+                                pad_mode="pad", padding=1, has_bias=True)]
+            if index > 0:
+                layers.append(InstanceNorm2d())
+            layers.append(nn.LeakyReLU(0.2))
+            blocks.append(nn.SequentialCell(layers))
+        blocks.append(nn.Conv2d(n_df * 8, 1, 4, stride=1, pad_mode="pad", padding=1, has_bias=True))
+        self.blocks = nn.CellList(blocks)
+
+    def construct(self, x):
+        features = ()
+        for block in self.blocks:
+            x = block(x)
+            features += (x,)
+        return features
+
+
+class MultiScaleDiscriminator(nn.Cell):
+    """`n_D` feature PatchGANs, the k-th on the pair average-pooled k times (3x3, stride 2, as
+    pix2pixHD/pix2pixCC). Returns one tuple of features per scale."""
+
+    def __init__(self, input_nc, output_nc, n_df=64, n_D=1, ch_balance=1.0):
+        super().__init__()
+        self.repeats = balanced_channel_repeats(input_nc, output_nc, ch_balance)
+        in_channels = input_nc * self.repeats[0] + output_nc * self.repeats[1]
+        self.scales = nn.CellList([FeaturePatchDiscriminator(in_channels, n_df) for _ in range(n_D)])
+        self.pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=False)
+
+    def construct(self, condition, image):
+        x = ops.concat((condition,) * self.repeats[0] + (image,) * self.repeats[1], 1)
+        outputs = ()
+        for index, scale in enumerate(self.scales):
+            if index > 0:
+                x = self.pool(x)
+            outputs += (scale(x),)
+        return outputs

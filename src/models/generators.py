@@ -9,7 +9,7 @@ uninterrupted single-process run draws. Without noise (eval, export) dropout is 
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.models.layers import down_conv, norm_layer, up_conv, uses_bias
+from src.models.layers import Mish, Pad2d, down_conv, norm_layer, up_conv, uses_bias
 from src.utils.errors import UserError
 
 MIN_UNET_SIZE = 32
@@ -115,3 +115,69 @@ class UnetGenerator(nn.Cell):
                 keep = ops.reshape(noise[:, offset:offset + size], ops.shape(h)) >= self.dropout_rate
                 h = h * ops.cast(keep, h.dtype) / (1.0 - self.dropout_rate)
         return h
+
+
+class ResidualBlock(nn.Cell):
+    def __init__(self, channels, padding_type, norm):
+        super().__init__()
+        self.block = nn.SequentialCell([
+            Pad2d(1, padding_type), nn.Conv2d(channels, channels, 3, pad_mode="valid", has_bias=True),
+            norm_layer(norm, channels), Mish(),
+            Pad2d(1, padding_type), nn.Conv2d(channels, channels, 3, pad_mode="valid", has_bias=True),
+            norm_layer(norm, channels)])
+
+    def construct(self, x):
+        return x + self.block(x)
+
+
+class Upsample2x(nn.Cell):
+    """Bilinear x2 (align_corners, as torch's UpsamplingBilinear2d), then a 3x3 convolution."""
+
+    def __init__(self, in_channels, out_channels, padding_type):
+        super().__init__()
+        self.pad = Pad2d(1, padding_type)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, pad_mode="valid", has_bias=True)
+
+    def construct(self, x):
+        height, width = ops.shape(x)[2:]
+        x = ops.interpolate(x, size=(height * 2, width * 2), mode="bilinear", align_corners=True)
+        return self.conv(self.pad(x))
+
+
+class ResidualGenerator(nn.Cell):
+    """The pix2pixHD global generator as pix2pixCC builds it (Jeong et al. 2022, ApJL 929 L3;
+    github.com/JeongHyunJin/Pix2PixCC, pix2pixCC_Networks.Generator):
+
+    pad 3 + 7x7 conv -> norm -> Mish; `n_downsample` x (5x5 conv stride 2, channels x2);
+    `n_residual` residual blocks; `n_downsample` x (3x3 transposed conv stride 2 with output
+    padding 1, or bilinear x2 + 3x3 conv; channels /2); pad 3 + 7x7 conv to the output channels.
+    The output is linear, as in pix2pixCC (physical values may exceed [-1, 1]); "tanh" bounds it.
+    No dropout: `dropout_noise_size` is 0 and the noise argument is ignored.
+    """
+
+    dropout_noise_size = 0
+
+    def __init__(self, input_nc, output_nc, n_gf=64, n_downsample=4, n_residual=9, trans_conv=True,
+                 norm="instance", padding_type="replication", output_activation="linear"):
+        super().__init__()
+        layers = [Pad2d(3, padding_type), nn.Conv2d(input_nc, n_gf, 7, pad_mode="valid", has_bias=True),
+                  norm_layer(norm, n_gf), Mish()]
+        width = n_gf
+        for _ in range(n_downsample):
+            layers += [nn.Conv2d(width, width * 2, 5, stride=2, pad_mode="pad", padding=2, has_bias=True),
+                       norm_layer(norm, width * 2), Mish()]
+            width *= 2
+        layers += [ResidualBlock(width, padding_type, norm) for _ in range(n_residual)]
+        for _ in range(n_downsample):
+            up = (nn.Conv2dTranspose(width, width // 2, 3, stride=2, pad_mode="pad", padding=1,
+                                     output_padding=1, has_bias=True)
+                  if trans_conv else Upsample2x(width, width // 2, padding_type))
+            layers += [up, norm_layer(norm, width // 2), Mish()]
+            width //= 2
+        layers += [Pad2d(3, padding_type), nn.Conv2d(width, output_nc, 7, pad_mode="valid", has_bias=True)]
+        if output_activation == "tanh":
+            layers.append(nn.Tanh())
+        self.model = nn.SequentialCell(layers)
+
+    def construct(self, x, dropout_noise=None):
+        return self.model(x)

@@ -50,3 +50,24 @@ def up_conv(in_channels, out_channels, has_bias):
     """4x4 transposed convolution, stride 2, padding 1: doubles the size."""
     return nn.Conv2dTranspose(in_channels, out_channels, 4, stride=2, pad_mode="pad", padding=1,
                               has_bias=has_bias)
+
+
+class Pad2d(nn.Cell):
+    """Spatial padding by `size` pixels: "reflection", "replication" or "zero" (pix2pixCC's names)."""
+
+    MODES = {"reflection": "reflect", "replication": "replicate", "zero": "constant"}
+
+    def __init__(self, size, padding_type):
+        super().__init__()
+        self.padding = (size, size, size, size)
+        self.mode = self.MODES[padding_type]
+
+    def construct(self, x):
+        return ops.pad(x, self.padding, mode=self.mode)
+
+
+class Mish(nn.Cell):
+    """x * tanh(softplus(x)), the activation of the pix2pixCC generator."""
+
+    def construct(self, x):
+        return x * ops.tanh(ops.softplus(x))

@@ -25,3 +25,58 @@ class GANLoss(nn.Cell):
 
 def l1_loss(prediction, target):
     return ops.mean(ops.abs(prediction - target))
+
+
+def correlation_coefficient(target, prediction, eps=1e-8, concordance=True):
+    """pix2pixCC's Inspector (Jeong et al. 2022, pix2pixCC_Networks.Loss.__Inspector): the Pearson
+    correlation of all values of the two tensors (over the whole batch), r = sum(dt*dp) /
+    (sqrt(sum dt^2) sqrt(sum dp^2) + eps); with `concordance`, Lin's concordance
+    2 r s_t s_p / (s_t^2 + s_p^2 + (m_t - m_p)^2 + eps) with unbiased s.
+
+    eps = 1e-8 (pix2pixCC's float32 value) keeps a constant image's CC at 0 instead of NaN; the
+    square roots take x + eps^2 so that their gradient is finite there too (the reference's
+    sqrt(0) has an infinite derivative, which makes the gradient NaN for a constant image).
+    """
+    dt = target - ops.mean(target)
+    dp = prediction - ops.mean(prediction)
+    sum_tt, sum_pp = ops.sum(dt * dt), ops.sum(dp * dp)
+    tiny = eps * eps
+    r = ops.sum(dt * dp) / (ops.sqrt(sum_tt + tiny) * ops.sqrt(sum_pp + tiny) + eps)
+    if not concordance:
+        return r
+    count = ops.cast(ops.size(target), target.dtype)
+    var_t, var_p = sum_tt / (count - 1), sum_pp / (count - 1)
+    mean_gap = ops.mean(target) - ops.mean(prediction)
+    return (2 * r * ops.sqrt(var_t + tiny) * ops.sqrt(var_p + tiny)
+            / (var_t + var_p + mean_gap * mean_gap + eps))
+
+
+class MultiScaleCC(nn.Cell):
+    """Correlation coefficients at `n_CC` scales: full size, then repeatedly average-pooled
+    (3x3, stride 2, padding 1, padding not counted), as pix2pixCC computes its CC loss."""
+
+    def __init__(self, n_CC=4, eps=1e-8, concordance=True):
+        super().__init__()
+        self.n_CC = n_CC
+        self.eps = eps
+        self.concordance = concordance
+        self.pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=False)
+
+    def construct(self, target, prediction):
+        values = ()
+        for scale in range(self.n_CC):
+            if scale > 0:
+                target, prediction = self.pool(target), self.pool(prediction)
+            values += (correlation_coefficient(target, prediction, self.eps, self.concordance),)
+        return values
+
+
+def feature_matching_loss(fake_features, real_features):
+    """L1 between D's features of the fake and the (fixed) real pair, summed over layers and
+    averaged over scales (pix2pixHD). pix2pixCC's code adds a running sum per scale, which
+    equals this for its default single scale and counts early scales again for n_D > 1."""
+    total = 0.0
+    for fake_scale, real_scale in zip(fake_features, real_features):
+        for fake, real in zip(fake_scale, real_scale):
+            total = total + ops.mean(ops.abs(fake - ops.stop_gradient(real)))
+    return total / len(fake_features)

@@ -4,10 +4,12 @@ checkpoint records them and a mismatch can be reported by name."""
 import mindspore.nn as nn
 from mindspore import Tensor, amp
 
-from src.models.discriminators import NLayerDiscriminator
-from src.models.generators import UnetGenerator, unet_depth
+from src.models.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
+from src.models.generators import ResidualGenerator, UnetGenerator, unet_depth
 from src.models.init import init_weights
-from src.models.train_step import DiscriminatorLoss, GANTrainOneStep, GeneratorLoss
+from src.models.train_step import (DiscriminatorLoss, GANTrainOneStep, GeneratorLoss,
+                                   Pix2PixCCDiscriminatorLoss, Pix2PixCCGeneratorLoss)
+from src.utils.errors import UserError
 
 
 def _pix2pix_generator(cfg):
@@ -25,6 +27,33 @@ def _pix2pix_losses(cfg, netD):
             GeneratorLoss(netD, cfg.gan_mode, cfg.LAMBDA_GAN, cfg.LAMBDA_L1))
 
 
+def _pix2pixcc_generator(cfg):
+    return ResidualGenerator(cfg.input_nc, cfg.output_nc, cfg.n_gf, cfg.n_downsample, cfg.n_residual,
+                             cfg.trans_conv, cfg.norm, cfg.padding_type, cfg.output_activation)
+
+
+def _pix2pixcc_discriminator(cfg):
+    return MultiScaleDiscriminator(cfg.input_nc, cfg.output_nc, cfg.n_df, cfg.n_D, cfg.ch_balance)
+
+
+def _pix2pixcc_losses(cfg, netD):
+    return (Pix2PixCCDiscriminatorLoss(netD),
+            Pix2PixCCGeneratorLoss(netD, cfg.lambda_LSGAN, cfg.lambda_FM, cfg.lambda_CC, cfg.n_CC, cfg.ccc))
+
+
+def _pix2pixcc_size_unit(cfg):
+    """Image sides must halve cleanly n_downsample times, and the coarsest discriminator needs
+    at least 32 px (its five 4x4 blocks shrink 32 px to a 2x2 map)."""
+    unit = 2 ** cfg.n_downsample
+    if cfg.crop_size % unit:
+        raise UserError(f"--crop_size {cfg.crop_size}: with --n_downsample {cfg.n_downsample} the "
+                        f"size must be a multiple of {unit}")
+    if cfg.crop_size < 32 * 2 ** (cfg.n_D - 1):
+        raise UserError(f"--crop_size {cfg.crop_size} is too small for --n_D {cfg.n_D}: the "
+                        f"discriminators need at least {32 * 2 ** (cfg.n_D - 1)} px")
+    return unit
+
+
 MODELS = {
     "pix2pix": {
         "generator": _pix2pix_generator,
@@ -35,6 +64,16 @@ MODELS = {
         "discriminator_arch": ("input_nc", "output_nc", "ndf", "n_layers_D", "norm", "pad_mode"),
         "loss_names": ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"),
     },
+    "pix2pixcc": {
+        "generator": _pix2pixcc_generator,
+        "discriminator": _pix2pixcc_discriminator,
+        "losses": _pix2pixcc_losses,
+        "generator_arch": ("input_nc", "output_nc", "n_gf", "n_downsample", "n_residual", "trans_conv",
+                           "norm", "padding_type", "output_activation", "size_unit"),
+        "discriminator_arch": ("input_nc", "output_nc", "n_df", "n_D", "ch_balance"),
+        "loss_names": ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_LSGAN", "loss_G_FM",
+                       "loss_G_CC"),
+    },
 }
 
 
@@ -44,7 +83,8 @@ def _model(cfg):
 
 def arch(cfg, network):
     """{flag: value} that shape `network` ("generator" or "discriminator") under this config."""
-    derived = {"unet_depth": lambda: unet_depth(cfg.crop_size)}
+    derived = {"unet_depth": lambda: unet_depth(cfg.crop_size),
+               "size_unit": lambda: _pix2pixcc_size_unit(cfg)}
     return {key: derived[key]() if key in derived else getattr(cfg, key)
             for key in _model(cfg)[f"{network}_arch"]}
 

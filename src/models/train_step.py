@@ -19,7 +19,7 @@ from mindspore.communication import get_group_size
 from mindspore.context import ParallelMode
 from mindspore.nn.wrap.grad_reducer import DistributedGradReducer
 
-from src.models.losses import GANLoss, l1_loss
+from src.models.losses import GANLoss, MultiScaleCC, feature_matching_loss, l1_loss
 
 
 class DiscriminatorLoss(nn.Cell):
@@ -152,3 +152,53 @@ class GANTrainOneStep(nn.Cell):
         if finite:
             loss = ops.depend(loss, optimizer(grads))
         return loss
+
+
+def _lsgan(prediction, real):
+    return ops.mean(ops.square(prediction - (1.0 if real else 0.0)))
+
+
+class Pix2PixCCDiscriminatorLoss(nn.Cell):
+    """sum over scales of 0.5 * (LSGAN(D(x, y), 1) + LSGAN(D(x, fake), 0)); aux: the two sums."""
+
+    def __init__(self, netD):
+        super().__init__(auto_prefix=False)
+        self.netD = netD
+
+    def construct(self, x, y, fake):
+        real_features = self.netD(x, y)
+        fake_features = self.netD(x, fake)
+        loss_real, loss_fake = 0.0, 0.0
+        for real_scale, fake_scale in zip(real_features, fake_features):
+            loss_real = loss_real + 0.5 * _lsgan(real_scale[-1], True)
+            loss_fake = loss_fake + 0.5 * _lsgan(fake_scale[-1], False)
+        return loss_real + loss_fake, (loss_real, loss_fake)
+
+
+class Pix2PixCCGeneratorLoss(nn.Cell):
+    """lambda_LSGAN * sum_s 0.5 LSGAN(D_s(x, fake), 1) + lambda_FM * FM + lambda_CC * mean_k (1 - CC_k).
+
+    aux: (LSGAN term, FM term, CC loss) before weighting; the CC loss is the mean over the n_CC
+    scales of 1 - CC (concordance by default, as pix2pixCC's --ccc)."""
+
+    def __init__(self, netD, lambda_lsgan, lambda_fm, lambda_cc, n_cc, concordance, eps=1e-8):
+        super().__init__(auto_prefix=False)
+        self.netD = netD
+        self.cc = MultiScaleCC(n_cc, eps, concordance)
+        self.lambda_lsgan, self.lambda_fm, self.lambda_cc = lambda_lsgan, lambda_fm, lambda_cc
+
+    def construct(self, x, y, fake):
+        fake = ops.cast(fake, mstype.float32)
+        fake_features = self.netD(x, fake)
+        real_features = self.netD(x, y)
+        loss_gan = 0.0
+        for fake_scale in fake_features:
+            loss_gan = loss_gan + 0.5 * _lsgan(fake_scale[-1], True)
+        loss_fm = feature_matching_loss(fake_features, real_features)
+        values = self.cc(y, fake)
+        loss_cc = 0.0
+        for value in values:
+            loss_cc = loss_cc + (1.0 - value)
+        loss_cc = loss_cc / len(values)
+        total = self.lambda_lsgan * loss_gan + self.lambda_fm * loss_fm + self.lambda_cc * loss_cc
+        return total, (loss_gan, loss_fm, loss_cc)

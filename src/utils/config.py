@@ -56,8 +56,10 @@ def _add_device(parser):
 
 def _add_model(parser):
     group = parser.add_argument_group("model (must match between train, eval and export)")
-    group.add_argument("--model", default="pix2pix", choices=["pix2pix"],
-                       help="which networks and objective to build (default: %(default)s)")
+    group.add_argument("--model", default="pix2pix", choices=["pix2pix", "pix2pixcc"],
+                       help="pix2pix: U-Net + PatchGAN, GAN + L1; pix2pixcc: residual generator + "
+                            "multi-scale feature PatchGANs, LSGAN + feature matching + correlation "
+                            "coefficients (see the pix2pixCC flags) (default: %(default)s)")
     group.add_argument("--input_nc", type=positive_int, default=3,
                        help="channels of the input image (3 RGB, 1 grey) (default: %(default)s)")
     group.add_argument("--output_nc", type=positive_int, default=3,
@@ -69,8 +71,9 @@ def _add_model(parser):
     group.add_argument("--n_layers_D", type=positive_int, default=3,
                        help="stride-2 layers of the PatchGAN; 3 gives the 70x70 receptive field "
                             "(default: %(default)s)")
-    group.add_argument("--norm", default="batch", choices=["batch", "instance"],
-                       help="normalisation layer in both networks (default: %(default)s)")
+    group.add_argument("--norm", default=None, choices=["batch", "instance"],
+                       help="normalisation layer of the generator (and of pix2pix's discriminator); "
+                            "default: batch for pix2pix, instance for pix2pixcc")
     group.add_argument("--pad_mode", default="CONSTANT", choices=["CONSTANT", "REFLECT"],
                        help="padding of the 4x4 stride-2 convolutions (default: %(default)s)")
     group.add_argument("--dropout", type=str2bool, default=True,
@@ -79,6 +82,44 @@ def _add_model(parser):
     group.add_argument("--crop_size", type=positive_int, default=256,
                        help="square size the networks are trained on; a multiple of 32. The U-Net's "
                             "depth follows it: 8 downsamplings at 256, 7 at 128, 6 at 64, 5 at 32 "
+                            "(default: %(default)s)")
+
+
+def _add_pix2pixcc(parser):
+    group = parser.add_argument_group(
+        "pix2pixCC networks and objective (used with --model pix2pixcc; names as in pix2pixCC)")
+    group.add_argument("--n_gf", type=positive_int, default=64,
+                       help="generator channels after the 7x7 stem (default: %(default)s)")
+    group.add_argument("--n_downsample", type=positive_int, default=4,
+                       help="stride-2 convolutions (and upsamplings) of the generator; the crop size "
+                            "must be a multiple of 2**n_downsample (default: %(default)s)")
+    group.add_argument("--n_residual", type=non_negative_int, default=9,
+                       help="residual blocks at the lowest resolution (default: %(default)s)")
+    group.add_argument("--trans_conv", type=str2bool, default=True,
+                       help="True: transposed convolutions upsample; False: bilinear x2 + 3x3 conv "
+                            "(default: %(default)s)")
+    group.add_argument("--padding_type", default="replication",
+                       choices=["reflection", "replication", "zero"],
+                       help="padding of the generator's convolutions (default: %(default)s)")
+    group.add_argument("--output_activation", default="linear", choices=["linear", "tanh"],
+                       help="linear lets normalised physical values leave [-1, 1] (default: %(default)s)")
+    group.add_argument("--n_D", type=positive_int, default=1,
+                       help="discriminators at successively halved scales (default: %(default)s)")
+    group.add_argument("--n_df", type=positive_int, default=64,
+                       help="channels of each discriminator's first layer (default: %(default)s)")
+    group.add_argument("--ch_balance", type=float, default=1.0,
+                       help="stack copies of the side with fewer channels so input and image weigh "
+                            "alike in D; 0 turns it off (default: %(default)s)")
+    group.add_argument("--lambda_LSGAN", type=float, default=2.0,
+                       help="weight of the generator's LSGAN loss (default: %(default)s)")
+    group.add_argument("--lambda_FM", type=float, default=10.0,
+                       help="weight of the feature-matching loss (default: %(default)s)")
+    group.add_argument("--lambda_CC", type=float, default=5.0,
+                       help="weight of the correlation-coefficient loss (default: %(default)s)")
+    group.add_argument("--n_CC", type=positive_int, default=4,
+                       help="scales at which the correlation coefficient is computed (default: %(default)s)")
+    group.add_argument("--ccc", type=str2bool, default=True,
+                       help="True: Lin's concordance correlation coefficient; False: Pearson's "
                             "(default: %(default)s)")
 
 
@@ -174,7 +215,7 @@ def _add_train_output(parser):
 
 
 ENTRY_GROUPS = {
-    "train": (_add_device, _add_model, _add_init, _add_data, _add_train_data,
+    "train": (_add_device, _add_model, _add_pix2pixcc, _add_init, _add_data, _add_train_data,
               lambda p: _add_val_data(p, required=False), _add_optim, _add_train_output),
 }
 
@@ -200,6 +241,8 @@ def parse_args(entry, argv=None):
 
 def validate(cfg):
     """Checks that span several flags; single-flag checks live in the argparse types."""
+    if getattr(cfg, "model", None) and getattr(cfg, "norm", "unset") is None:
+        cfg.norm = "instance" if cfg.model == "pix2pixcc" else "batch"
     crop, load = getattr(cfg, "crop_size", None), getattr(cfg, "load_size", None)
     if crop is not None and load is not None and crop > load:
         raise UserError(f"--crop_size {crop} is larger than --load_size {load}; "
