@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from src.dataset.io import is_image_file, read_ab_image, write_image
+from src.dataset.io import is_image_file, read_ab_image, read_image, write_image
 from src.dataset.normalize import image_to_model, model_to_image
 from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
@@ -20,7 +20,7 @@ class Pair:
     name: str
     input_path: str
     target_path: Optional[str]
-    layout: str  # "AB": input and target are the two halves of input_path
+    layout: str  # "AB": input and target are the two halves of input_path; "input": no target
 
 
 def find_pairs(data_dir, flag="--train_data_dir"):
@@ -37,8 +37,21 @@ def find_pairs(data_dir, flag="--train_data_dir"):
             for name in names]
 
 
+def find_inputs(data_dir, flag="--input_dir"):
+    """Every image of a folder as an input without a target (for translating new images)."""
+    if not os.path.isdir(data_dir or ""):
+        raise UserError(f"{flag} {data_dir}: no such folder")
+    names = sorted(name for name in os.listdir(data_dir) if is_image_file(name))
+    if not names:
+        raise UserError(f"{flag} {data_dir}: no images (.jpg, .png, ...) in this folder")
+    return [Pair(name, os.path.join(data_dir, name), None, "input") for name in names]
+
+
 def load_pair(pair, cfg):
-    """(input, target) as float32 CHW arrays in [-1, 1], input/target chosen by cfg.direction."""
+    """(input, target) as float32 CHW arrays in [-1, 1], input/target chosen by cfg.direction;
+    target is None for an input without one."""
+    if pair.layout == "input":
+        return image_to_model(read_image(pair.input_path, cfg.input_nc)), None
     if cfg.direction == "AtoB":
         source, target = read_ab_image(pair.input_path, cfg.input_nc, cfg.output_nc)
     else:

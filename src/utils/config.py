@@ -134,11 +134,15 @@ def _add_init(parser):
                        help="seed of weights, data order, crops, flips and dropout (default: %(default)s)")
 
 
-def _add_data(parser):
-    group = parser.add_argument_group("data")
+def _add_direction(group):
     group.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                        help="AtoB: the left half of an AB image is the input; BtoA: the right half "
                             "(default: %(default)s)")
+
+
+def _add_data(parser):
+    group = parser.add_argument_group("data")
+    _add_direction(group)
     group.add_argument("--load_size", type=positive_int, default=286,
                        help="images are resized to this square size before the random crop "
                             "(default: %(default)s)")
@@ -214,13 +218,61 @@ def _add_train_output(parser):
                        help="print a progress line every this many steps (default: %(default)s)")
 
 
+def _add_eval(parser):
+    group = parser.add_argument_group("evaluation")
+    group.add_argument("--val_data_dir", required=True,
+                       help="folder of pairs to evaluate (AB images, as for training)")
+    _add_direction(group)
+    group.add_argument("--ckpt", required=True, help="generator checkpoint (Generator_<epoch>.ckpt)")
+    group.add_argument("--batch_size", type=positive_int, default=1,
+                       help="images per forward pass (default: %(default)s)")
+    group.add_argument("--predict_dir", default="./results/predict",
+                       help="predictions, named like the inputs, at the inputs' size (default: %(default)s)")
+    group.add_argument("--report_dir", default="./results/eval",
+                       help="metrics.csv, summary.json, metrics.png, report.pdf, collages/ "
+                            "(default: %(default)s)")
+
+
+def _add_export(parser):
+    group = parser.add_argument_group("export")
+    group.add_argument("--ckpt", required=True, help="generator checkpoint (Generator_<epoch>.ckpt)")
+    group.add_argument("--file_name", default="./results/pix2pix_generator",
+                       help="output path; the format's suffix is added (default: %(default)s)")
+    group.add_argument("--file_format", default="MINDIR", choices=["MINDIR", "AIR", "ONNX"],
+                       help="MINDIR for MindSpore and Ascend 310, AIR on Ascend only, ONNX for other "
+                            "runtimes (default: %(default)s)")
+    group.add_argument("--batch_size", type=positive_int, default=1,
+                       help="batch size the exported graph takes (default: %(default)s)")
+    group.add_argument("--image_size", type=positive_int, default=None,
+                       help="square input size of the exported graph; default: --crop_size")
+    _add_direction(group)
+
+
+def _add_predict(parser):
+    group = parser.add_argument_group("prediction with an exported model")
+    group.add_argument("--mindir", required=True,
+                       help="MINDIR written by export.py (its .json model card must be beside it)")
+    group.add_argument("--input_dir", required=True,
+                       help="folder of input images (only the input side, not AB pairs)")
+    group.add_argument("--predict_dir", default="./results/predict_mindir",
+                       help="translated images, named like the inputs (default: %(default)s)")
+
+
 ENTRY_GROUPS = {
     "train": (_add_device, _add_model, _add_pix2pixcc, _add_init, _add_data, _add_train_data,
               lambda p: _add_val_data(p, required=False), _add_optim, _add_train_output),
+    "eval": (_add_device, _add_model, _add_pix2pixcc, _add_eval),
+    "export": (_add_device, _add_model, _add_pix2pixcc, _add_export),
+    "predict": (_add_device, _add_predict),
 }
 
 DESCRIPTIONS = {
     "train": "Train Pix2Pix (U-Net generator + PatchGAN discriminator) on paired images.",
+    "eval": "Translate a folder of pairs with a generator checkpoint; write the predictions, "
+            "per-image metrics, plots and a PDF report.",
+    "export": "Export a generator checkpoint to MINDIR, AIR or ONNX for inference.",
+    "predict": "Translate a folder of images with an exported MINDIR (no training code or "
+               "checkpoint needed).",
 }
 
 

@@ -1,0 +1,23 @@
+"""Evaluate a generator checkpoint on paired data. `python eval.py --help` lists every flag."""
+from src.dataset.pairs import find_pairs
+from src.evaluate import evaluate
+from src.export import load_generator
+from src.inference import network_predictions
+from src.models import registry
+from src.utils.config import parse_args
+from src.utils.device import set_context
+from src.utils.errors import run_cli
+
+
+def main(argv=None):
+    cfg = parse_args("eval", argv)
+    registry.check_model_config(cfg)
+    set_context(cfg)
+    pairs = find_pairs(cfg.val_data_dir, "--val_data_dir")
+    netG = load_generator(cfg)
+    evaluate(network_predictions(netG, pairs, cfg), cfg, cfg.predict_dir, cfg.report_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,138 @@
+"""From predictions to what people read: files, metrics CSV, summary JSON, collages, plots, PDF.
+
+`evaluate` takes (pair, input, prediction, original size) for each image, whatever made the
+prediction: the checkpoint network (eval.py), an exported MINDIR (predict.py), or the 310
+harness's output files (postprocess.py).
+"""
+import csv
+import json
+import math
+import os
+
+import numpy as np
+
+from src.dataset.io import write_image
+from src.dataset.pairs import load_pair, write_prediction
+from src.dataset.transforms import resize_chw
+from src.utils.metrics import METRICS, compute_metrics, summarise
+from src.utils.report import image_row
+
+
+def error_panel(prediction, target):
+    """|prediction - target| on the [-1, 1] scale of the panels: black = 0, white = 2."""
+    return np.abs(prediction - target).mean(axis=0, keepdims=True) - 1.0
+
+
+def collage(source, target, prediction):
+    """input | target | prediction | absolute error (uint8 RGB); without a target, input | prediction."""
+    if target is None:
+        return image_row((source, prediction))
+    return image_row((source, target, prediction, error_panel(prediction, target)))
+
+
+def evaluate(items, cfg, predict_dir, report_dir, progress=print):
+    """Write predictions and, where targets exist, metrics and the report. Returns the rows."""
+    os.makedirs(report_dir, exist_ok=True)
+    collage_dir = os.path.join(report_dir, "collages")
+    rows, total = [], None
+    for number, (pair, source, prediction, original_size) in enumerate(items, 1):
+        _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
+        source_full = resize_chw(source, tuple(original_size))
+        target = load_pair(pair, cfg)[1] if pair.target_path else None
+        os.makedirs(collage_dir, exist_ok=True)
+        write_image(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"),
+                    collage(source_full, target, restored))
+        if target is not None:
+            rows.append({"name": pair.name, **compute_metrics(restored, target)})
+        total = total or getattr(items, "__len__", lambda: None)()
+        progress(f"[{number}{'/' + str(total) if total else ''}] {pair.name}")
+    if not rows:
+        progress(f"no targets: predictions only, written to {os.path.abspath(predict_dir)}")
+        return rows
+    summary = summarise(rows)
+    write_csv(os.path.join(report_dir, "metrics.csv"), rows)
+    with open(os.path.join(report_dir, "summary.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    plot_distributions(rows, os.path.join(report_dir, "metrics.png"))
+    write_pdf_report(rows, summary, collage_dir, os.path.join(report_dir, "report.pdf"), cfg)
+    progress(summary_text(summary))
+    progress(f"predictions in {os.path.abspath(predict_dir)}; metrics.csv, summary.json, metrics.png, "
+             f"report.pdf and collages/ in {os.path.abspath(report_dir)}")
+    return rows
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", *METRICS])
+        for row in rows:
+            writer.writerow([row["name"], *(f"{row[m]:.6g}" for m in METRICS)])
+
+
+def summary_text(summary):
+    lines = [f"{'metric':<6} {'mean':>9} {'median':>9} {'std':>9} {'min':>9} {'max':>9}"]
+    for name, stats in summary.items():
+        if "mean" in stats:
+            lines.append(f"{name:<6} " + " ".join(f"{stats[k]:9.4f}" for k in ("mean", "median", "std", "min", "max"))
+                         + (f"  ({stats['n_inf']} identical: inf)" if stats["n_inf"] else ""))
+    return "\n".join(lines)
+
+
+def _finite(rows, name):
+    return [row[name] for row in rows if math.isfinite(row[name])]
+
+
+def plot_distributions(rows, path):
+    """A box plot and a histogram per metric."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, len(METRICS), figsize=(3.2 * len(METRICS), 6))
+    for column, name in enumerate(METRICS):
+        values = _finite(rows, name)
+        axes[0, column].boxplot(values if values else [0])
+        axes[0, column].set_title(name)
+        axes[1, column].hist(values if values else [0], bins=min(20, max(3, len(values))))
+        axes[1, column].set_xlabel(name)
+    axes[1, 0].set_ylabel("images")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_pdf_report(rows, summary, collage_dir, path, cfg):
+    """Summary table and plots, then the worst, median and best images by L1."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+    from PIL import Image
+    with PdfPages(path) as pdf:
+        fig = plt.figure(figsize=(8.27, 11.69))
+        fig.text(0.08, 0.95, "Pix2Pix evaluation report", fontsize=18, weight="bold")
+        fig.text(0.08, 0.92, f"checkpoint: {getattr(cfg, 'ckpt', '-')}", fontsize=8)
+        fig.text(0.08, 0.905, f"data: {getattr(cfg, 'val_data_dir', '-')}    images: {len(rows)}    "
+                 f"model: {cfg.model}", fontsize=8)
+        fig.text(0.08, 0.87, "Values on the network's scale [-1, 1]: L1/MSE lower is better; PSNR (dB), "
+                 "SSIM and CC (correlation) higher is better.", fontsize=8)
+        table = [[name] + [f"{stats.get(k, float('nan')):.4f}" for k in ("mean", "median", "std", "min", "max")]
+                 for name, stats in summary.items()]
+        axis = fig.add_axes([0.08, 0.68, 0.84, 0.17])
+        axis.axis("off")
+        axis.table(cellText=table, colLabels=["metric", "mean", "median", "std", "min", "max"], loc="center")
+        plot_path = os.path.join(os.path.dirname(path), "metrics.png")
+        axis = fig.add_axes([0.05, 0.05, 0.9, 0.6])
+        axis.imshow(Image.open(plot_path))
+        axis.axis("off")
+        pdf.savefig(fig)
+        plt.close(fig)
+        ordered = sorted(rows, key=lambda row: row["L1"])
+        picks = [("best", ordered[0]), ("median", ordered[len(ordered) // 2]), ("worst", ordered[-1])]
+        fig, axes = plt.subplots(3, 1, figsize=(8.27, 11.69))
+        for axis, (label, row) in zip(axes, picks):
+            axis.imshow(Image.open(os.path.join(collage_dir, os.path.splitext(row["name"])[0] + ".png")))
+            axis.set_title(f"{label}: {row['name']}  L1 {row['L1']:.3f}  PSNR {row['PSNR']:.2f}  "
+                           f"SSIM {row['SSIM']:.3f}   (input | target | prediction | |error|)", fontsize=8)
+            axis.axis("off")
+        pdf.savefig(fig)
+        plt.close(fig)
