@@ -1,0 +1,126 @@
+"""The launchers: argument checks, dataset presets, and the exact commands they start."""
+import os
+import stat
+import subprocess
+
+import pytest
+
+from conftest import REPO, write_ab_folder
+
+
+def run_script(script, args, env=None, path_dir=None):
+    environment = {**os.environ, "P2P_FOREGROUND": "1", **(env or {})}
+    if path_dir:
+        environment["PATH"] = f"{path_dir}:{environment['PATH']}"
+    return subprocess.run(["bash", os.path.join(REPO, script), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env=environment)
+
+
+def recorder(folder, name):
+    """A fake executable that writes its arguments and rank environment, one line per call."""
+    path = os.path.join(folder, name)
+    with open(path, "w") as handle:
+        handle.write('#!/usr/bin/env bash\n'
+                     f'echo "{name} $* | RANK_ID=${{RANK_ID:-}} DEVICE_ID=${{DEVICE_ID:-}} '
+                     'RANK_SIZE=${RANK_SIZE:-} RANK_TABLE_FILE=${RANK_TABLE_FILE:-}" >> "$RECORD"\n')
+    os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
+    return path
+
+
+@pytest.fixture
+def fakes(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("msrun", "mpirun", "python-fake"):
+        recorder(str(bin_dir), name)
+    data = write_ab_folder(str(tmp_path / "facades" / "train"), 1)
+    record = tmp_path / "record.txt"
+    env = {"RECORD": str(record), "PYTHON": str(bin_dir / "python-fake"), "P2P_RUN_DIR": str(tmp_path / "run")}
+    return bin_dir, str(tmp_path / "facades"), data, record, env
+
+
+def test_gpu_distributed_uses_msrun_with_every_device(fakes):
+    bin_dir, root, data, record, env = fakes
+    result = run_script("scripts/run_distribute_train_gpu.sh", [root, "facades", 8, "--batch_size", 4],
+                        env, bin_dir)
+    assert result.returncode == 0, result.stderr
+    line = record.read_text().strip()
+    assert line.startswith("msrun --worker_num=8 --local_worker_num=8 --master_port=8118 ")
+    assert f"--log_dir={env['P2P_RUN_DIR']}/logs --join=True {REPO}/train.py --device_target GPU " \
+           f"--run_distribute True --train_data_dir {data} --direction BtoA" in line
+    assert line.split(" | ")[0].endswith("--batch_size 4")  # extra flags passed on
+
+
+def test_gpu_distributed_with_mpirun(fakes):
+    bin_dir, root, data, record, env = fakes
+    result = run_script("scripts/run_distribute_train_gpu.sh", [root, "maps", 2], {**env, "P2P_LAUNCHER": "mpirun"},
+                        bin_dir)
+    assert result.returncode == 0, result.stderr
+    line = record.read_text()
+    assert line.startswith("mpirun -n 2 ") and f"{env['PYTHON']} {REPO}/train.py --device_target GPU" in line
+    assert "--direction AtoB" in line
+
+
+def test_ascend_rank_table_starts_one_process_per_card(fakes, tmp_path):
+    bin_dir, root, data, record, env = fakes
+    table = tmp_path / "rank_table_8pcs.json"
+    table.write_text("{}")
+    result = run_script("scripts/run_distribute_train_ascend.sh", [8, "True", table, root, "facades"], env, bin_dir)
+    assert result.returncode == 0, result.stderr
+    lines = sorted(record.read_text().strip().splitlines(), key=lambda l: int(l.split("RANK_ID=")[1].split()[0]))
+    assert len(lines) == 8
+    for rank, line in enumerate(lines):
+        assert f"--device_id {rank} " in line and "--device_target Ascend --run_distribute True" in line
+        assert line.endswith(f"RANK_ID={rank} DEVICE_ID={rank} RANK_SIZE=8 RANK_TABLE_FILE={table}")
+    assert sorted(os.listdir(tmp_path / "run" / "logs")) == [f"train_rank{r}.log" for r in range(8)]
+
+
+def test_ascend_msrun_form_needs_no_rank_table(fakes):
+    bin_dir, root, data, record, env = fakes
+    result = run_script("scripts/run_distribute_train_ascend.sh", [4, "True", "none", root, "facades"], env, bin_dir)
+    assert result.returncode == 0, result.stderr
+    assert record.read_text().startswith("msrun --worker_num=4 --local_worker_num=4 ")
+
+
+def test_single_card_and_eval_scripts(fakes, tmp_path):
+    bin_dir, root, data, record, env = fakes
+    assert run_script("scripts/run_train_ascend.sh", [root, "facades", 3], env, bin_dir).returncode == 0
+    assert run_script("scripts/run_train_gpu.sh", [root, "facades"], env, bin_dir).returncode == 0
+    ckpt = tmp_path / "Generator_1.ckpt"
+    ckpt.write_text("x")
+    for device, target in (("ascend", "Ascend"), ("gpu", "GPU"), ("cpu", "CPU")):
+        assert run_script(f"scripts/run_eval_{device}.sh", [root, "facades", ckpt, tmp_path / "res"], env,
+                          bin_dir).returncode == 0
+    lines = record.read_text().strip().splitlines()
+    assert "--device_target Ascend --device_id 3 " in lines[0] and "DEVICE_ID=3" in lines[0]
+    assert "--device_target GPU --train_data_dir" in lines[1]
+    for line, target in zip(lines[2:], ("Ascend", "GPU", "CPU")):
+        assert f"eval.py --device_target {target} --val_data_dir {root} --ckpt {ckpt}" in line
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("scripts/run_train_cpu.sh", [], "expected at least 2 arguments"),
+    ("scripts/run_train_cpu.sh", ["/no/such/dir", "facades"], "DATASET_PATH /no/such/dir is not a folder"),
+    ("scripts/run_distribute_train_cpu.sh", ["{data}", "facades", "two"], "WORKER_NUM must be a positive integer"),
+    ("scripts/run_distribute_train_ascend.sh", [8, "maybe", "none", "{data}", "x"], "DISTRIBUTE must be True or False"),
+    ("scripts/run_distribute_train_ascend.sh", [8, "True", "/no/table.json", "{data}", "x"], "RANK_TABLE_FILE"),
+    ("scripts/run_eval_cpu.sh", ["{data}", "facades", "/no/ckpt", "/tmp/x"], "CKPT_PATH /no/ckpt is not a file"),
+    ("data/download_Pix2Pix_dataset.sh", ["nosuchset"], "unknown dataset"),
+])
+def test_mistakes_print_usage_and_exit_2(fakes, script, args, message):
+    bin_dir, root, data, record, env = fakes
+    result = run_script(script, [a.format(data=root) if isinstance(a, str) else a for a in args], env, bin_dir)
+    assert result.returncode == 2
+    assert message in result.stderr and "usage:" in result.stderr
+
+
+def test_cpu_training_script_runs_for_real(tmp_path):
+    data = write_ab_folder(str(tmp_path / "set" / "train"), 2)
+    run = tmp_path / "run"
+    result = run_script("scripts/run_train_cpu.sh", [tmp_path / "set", "facades", "--crop_size", 32, "--load_size",
+                                                     36, "--ngf", 8, "--ndf", 8, "--n_epochs", 1, "--n_epochs_decay", 0],
+                        {"P2P_RUN_DIR": str(run)})
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(run / "ckpt" / "Generator_1.ckpt")
+    assert "done: checkpoints" in (run / "logs" / "train.log").read_text()
+    assert data
