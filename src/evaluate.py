@@ -14,7 +14,7 @@ import numpy as np
 from src.dataset.io import write_image
 from src.dataset.pairs import load_pair, write_prediction
 from src.dataset.transforms import resize_chw
-from src.utils.metrics import METRICS, compute_metrics, summarise
+from src.utils.metrics import compute_metrics, metrics_for, summarise
 from src.utils.report import image_row
 
 
@@ -34,7 +34,7 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print):
     """Write predictions and, where targets exist, metrics and the report. Returns the rows."""
     os.makedirs(report_dir, exist_ok=True)
     collage_dir = os.path.join(report_dir, "collages")
-    rows, total = [], None
+    rows, total, functions = [], None, metrics_for(cfg)
     for number, (pair, source, prediction, original_size) in enumerate(items, 1):
         _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
         source_full = resize_chw(source, tuple(original_size))
@@ -43,17 +43,17 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print):
         write_image(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"),
                     collage(source_full, target, restored))
         if target is not None:
-            rows.append({"name": pair.name, **compute_metrics(restored, target)})
+            rows.append({"name": pair.name, **compute_metrics(restored, target, functions)})
         total = total or getattr(items, "__len__", lambda: None)()
         progress(f"[{number}{'/' + str(total) if total else ''}] {pair.name}")
     if not rows:
         progress(f"no targets: predictions only, written to {os.path.abspath(predict_dir)}")
         return rows
-    summary = summarise(rows)
-    write_csv(os.path.join(report_dir, "metrics.csv"), rows)
+    summary = summarise(rows, tuple(functions))
+    write_csv(os.path.join(report_dir, "metrics.csv"), rows, tuple(functions))
     with open(os.path.join(report_dir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
-    plot_distributions(rows, os.path.join(report_dir, "metrics.png"))
+    plot_distributions(rows, tuple(functions), os.path.join(report_dir, "metrics.png"))
     write_pdf_report(rows, summary, collage_dir, os.path.join(report_dir, "report.pdf"), cfg)
     progress(summary_text(summary))
     progress(f"predictions in {os.path.abspath(predict_dir)}; metrics.csv, summary.json, metrics.png, "
@@ -61,19 +61,19 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print):
     return rows
 
 
-def write_csv(path, rows):
+def write_csv(path, rows, names):
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["name", *METRICS])
+        writer.writerow(["name", *names])
         for row in rows:
-            writer.writerow([row["name"], *(f"{row[m]:.6g}" for m in METRICS)])
+            writer.writerow([row["name"], *(f"{row[m]:.6g}" for m in names)])
 
 
 def summary_text(summary):
-    lines = [f"{'metric':<6} {'mean':>9} {'median':>9} {'std':>9} {'min':>9} {'max':>9}"]
+    lines = [f"{'metric':<9} {'mean':>9} {'median':>9} {'std':>9} {'min':>9} {'max':>9}"]
     for name, stats in summary.items():
         if "mean" in stats:
-            lines.append(f"{name:<6} " + " ".join(f"{stats[k]:9.4f}" for k in ("mean", "median", "std", "min", "max"))
+            lines.append(f"{name:<9} " + " ".join(f"{stats[k]:9.4f}" for k in ("mean", "median", "std", "min", "max"))
                          + (f"  ({stats['n_inf']} identical: inf)" if stats["n_inf"] else ""))
     return "\n".join(lines)
 
@@ -82,13 +82,13 @@ def _finite(rows, name):
     return [row[name] for row in rows if math.isfinite(row[name])]
 
 
-def plot_distributions(rows, path):
+def plot_distributions(rows, names, path):
     """A box plot and a histogram per metric."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, len(METRICS), figsize=(3.2 * len(METRICS), 6))
-    for column, name in enumerate(METRICS):
+    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6))
+    for column, name in enumerate(names):
         values = _finite(rows, name)
         axes[0, column].boxplot(values if values else [0])
         axes[0, column].set_title(name)

@@ -178,3 +178,13 @@ def test_short_pix2pixcc_run_lowers_cc_loss_and_exports_a_matching_mindir(tmp_pa
     ms.export(netG, x, file_name=mindir, file_format="MINDIR")
     exported = nn.GraphCell(ms.load(mindir + ".mindir"))
     np.testing.assert_allclose(exported(x).asnumpy(), netG(x).asnumpy(), atol=1e-5)
+
+    evaluated = run_entry("eval.py", ["--val_data_dir", data, "--ckpt", os.path.join(out, "ckpt", "Generator_15.ckpt"),
+                                      "--crop_size", "32", *flags, "--ccc", "False",
+                                      "--predict_dir", tmp_path / "pred", "--report_dir", tmp_path / "report"])
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    with open(tmp_path / "report" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[-3:] == ["CC_scale0", "CC_scale1", "CC_scale2"]
+    for row in rows:  # with --ccc False, scale 0 is the Pearson CC of the written prediction
+        assert float(row["CC_scale0"]) == pytest.approx(float(row["CC"]), abs=1e-4)

@@ -50,12 +50,37 @@ def pearson_cc(prediction, target):
 METRICS = {"L1": l1, "MSE": mse, "PSNR": psnr, "SSIM": ssim, "CC": pearson_cc}
 
 
-def compute_metrics(prediction, target):
+def multiscale_cc_metrics(n_cc, concordance):
+    """pix2pixCC's CC at each of its n_CC scales, by the very cell its loss uses (so the report
+    and the objective cannot disagree): {"CC_scale0": f, ...}, scale k pooled k times."""
+    from mindspore import Tensor
+    from src.models.losses import MultiScaleCC
+    cell = MultiScaleCC(n_cc, concordance=concordance)
+    cache = {}
+
+    def values(prediction, target):
+        key = (id(prediction), id(target))
+        if key not in cache:
+            cache.clear()
+            cache[key] = [float(v.asnumpy()) for v in cell(Tensor(target[None]), Tensor(prediction[None]))]
+        return cache[key]
+
+    return {f"CC_scale{k}": (lambda p, t, k=k: values(p, t)[k]) for k in range(n_cc)}
+
+
+def metrics_for(cfg):
+    """The metrics eval reports for this model: the common five, and pix2pixCC's per-scale CC."""
+    if getattr(cfg, "model", "pix2pix") == "pix2pixcc":
+        return {**METRICS, **multiscale_cc_metrics(cfg.n_CC, cfg.ccc)}
+    return dict(METRICS)
+
+
+def compute_metrics(prediction, target, functions=METRICS):
     """{metric: value} for CHW float arrays of the same shape in [-1, 1]."""
     prediction, target = np.asarray(prediction, np.float32), np.asarray(target, np.float32)
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {prediction.shape} and target {target.shape} differ in shape")
-    return {name: function(prediction, target) for name, function in METRICS.items()}
+    return {name: function(prediction, target) for name, function in functions.items()}
 
 
 def summarise(rows, names=tuple(METRICS)):
