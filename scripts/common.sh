@@ -73,3 +73,29 @@ launch() {
     nohup "$@" > "$log" 2>&1 &
     echo "started in the background (pid $!); follow it with: tail -f $log"
 }
+
+# eval_main TARGET DATASET_PATH DATASET_NAME CKPT_PATH RESULT_DIR [eval.py flags...]:
+# what every run_eval_<device>.sh does, on its device.
+eval_main() {
+    local target=$1; shift
+    need_args $# 4
+    local data name ckpt result val
+    data=$(abs_dir "$1" DATASET_PATH) || exit 2; name=$2
+    ckpt=$(abs_file "$3" CKPT_PATH) || exit 2
+    mkdir -p "$4"; result=$(cd "$4" && pwd); shift 4
+    val=$(split_dir "$data" val); [ "$val" != "$data" ] || val=$(split_dir "$data" test)
+    launch "$result/eval.log" "$PYTHON" "$REPO_DIR/eval.py" --device_target "$target" \
+        --val_data_dir "$val" --ckpt "$ckpt" $(dataset_flags "$name") \
+        --predict_dir "$result/predict" --report_dir "$result/report" "$@"
+}
+
+# train_main TARGET DATASET_PATH DATASET_NAME [train.py flags...]: single-process training.
+train_main() {
+    local target=$1; shift
+    need_args $# 2
+    local data name
+    data=$(abs_dir "$1" DATASET_PATH) || exit 2; name=$2; shift 2
+    make_run_dir "train_$(echo "$target" | tr '[:upper:]' '[:lower:]')" "$name"
+    launch "$RUN_DIR/logs/train.log" "$PYTHON" "$REPO_DIR/train.py" --device_target "$target" \
+        --train_data_dir "$(split_dir "$data" train)" $(dataset_flags "$name") $(train_output_flags) "$@"
+}

@@ -92,7 +92,7 @@ def test_single_card_and_eval_scripts(fakes, tmp_path):
         assert run_script(f"scripts/run_eval_{device}.sh", [root, "facades", ckpt, tmp_path / "res"], env,
                           bin_dir).returncode == 0
     lines = record.read_text().strip().splitlines()
-    assert "--device_target Ascend --device_id 3 " in lines[0] and "DEVICE_ID=3" in lines[0]
+    assert "--device_target Ascend " in lines[0] and "--device_id 3" in lines[0] and "DEVICE_ID=3" in lines[0]
     assert "--device_target GPU --train_data_dir" in lines[1]
     for line, target in zip(lines[2:], ("Ascend", "GPU", "CPU")):
         assert f"eval.py --device_target {target} --val_data_dir {root} --ckpt {ckpt}" in line
