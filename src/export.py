@@ -29,7 +29,7 @@ def export_generator(cfg):
     """Write the generator for inputs of batch_size x input_nc x image_size x image_size."""
     if cfg.file_format == "AIR" and cfg.device_target != "Ascend":
         raise UserError("--file_format AIR is written only on Ascend (--device_target Ascend); "
-                        "use MINDIR or ONNX here")
+                        "use MINDIR here")
     size = cfg.image_size or cfg.crop_size
     netG = load_generator(cfg)
     example = Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32))
