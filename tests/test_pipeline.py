@@ -1,4 +1,5 @@
 """The training pipeline: shared crop and flip, deterministic order, sharding by rank."""
+import os
 import types
 
 import numpy as np
@@ -75,3 +76,32 @@ def test_batches_do_not_depend_on_worker_count(ab_dir):
     for row_a, row_b in zip(*batches):
         for a, b in zip(row_a, row_b):
             np.testing.assert_array_equal(a, b)
+
+
+def write_folder_pairs(root, names, target_names=None):
+    from PIL import Image
+    for side, side_names in (("input", names), ("target", target_names or names)):
+        os.makedirs(os.path.join(root, side), exist_ok=True)
+        for index, name in enumerate(side_names):
+            value = 40 * index + (0 if side == "input" else 100)
+            Image.new("RGB", (24, 20), (value, value, value)).save(os.path.join(root, side, name))
+    return root
+
+
+def test_input_and_target_folders_pair_by_file_name(tmp_path):
+    from src.dataset.pairs import load_pair
+    root = write_folder_pairs(str(tmp_path), ["b.png", "a.png"])
+    pairs = find_pairs(root)
+    assert [p.name for p in pairs] == ["a.png", "b.png"]
+    source, target = load_pair(pairs[0], cfg_for())
+    assert source.shape == target.shape == (3, 20, 24)  # non-square images are fine
+    assert target.mean() > source.mean()
+    swapped = load_pair(pairs[0], cfg_for(direction="BtoA"))
+    np.testing.assert_array_equal(swapped[0], target)
+
+
+def test_a_file_without_partner_is_named(tmp_path):
+    from src.utils.errors import UserError
+    root = write_folder_pairs(str(tmp_path), ["a.png", "b.png"], ["a.png"])
+    with pytest.raises(UserError, match="no partner in target/, e.g. b.png"):
+        find_pairs(root)

@@ -1,6 +1,7 @@
 """Finding the (input, target) pairs of a data folder and loading one pair, normalised.
 
-Layouts: a folder of aligned AB images (the facades/maps format: input and target side by side).
+Layouts: a folder of aligned AB images (the facades/maps format: input and target side by side),
+or a folder with `input/` and `target/` subfolders whose images are paired by file name.
 """
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ class Pair:
     name: str
     input_path: str
     target_path: Optional[str]
-    layout: str  # "AB": input and target are the two halves of input_path; "input": no target
+    layout: str  # "AB": both halves of input_path; "folders": two files; "input": no target
 
 
 def find_pairs(data_dir, flag="--train_data_dir"):
@@ -29,12 +30,33 @@ def find_pairs(data_dir, flag="--train_data_dir"):
         raise UserError(f"{flag} is required")
     if not os.path.isdir(data_dir):
         raise UserError(f"{flag} {data_dir}: no such folder")
+    if os.path.isdir(os.path.join(data_dir, "input")) and os.path.isdir(os.path.join(data_dir, "target")):
+        return _folder_pairs(data_dir, flag)
     names = sorted(name for name in os.listdir(data_dir)
                    if is_image_file(name) and os.path.isfile(os.path.join(data_dir, name)))
     if not names:
         raise UserError(f"{flag} {data_dir}: no AB images (.jpg, .png, ...) in this folder")
     return [Pair(name, os.path.join(data_dir, name), os.path.join(data_dir, name), "AB")
             for name in names]
+
+
+def _images_in(folder):
+    return sorted(name for name in os.listdir(folder)
+                  if is_image_file(name) and os.path.isfile(os.path.join(folder, name)))
+
+
+def _folder_pairs(data_dir, flag):
+    """input/NAME paired with target/NAME; a file without its partner is an error naming it."""
+    inputs, targets = (_images_in(os.path.join(data_dir, side)) for side in ("input", "target"))
+    for side, missing in (("target", sorted(set(inputs) - set(targets))),
+                          ("input", sorted(set(targets) - set(inputs)))):
+        if missing:
+            raise UserError(f"{flag} {data_dir}: {len(missing)} file(s) have no partner in {side}/, "
+                            f"e.g. {missing[0]}")
+    if not inputs:
+        raise UserError(f"{flag} {data_dir}: input/ and target/ hold no images")
+    return [Pair(name, os.path.join(data_dir, "input", name), os.path.join(data_dir, "target", name),
+                 "folders") for name in inputs]
 
 
 def find_inputs(data_dir, flag="--input_dir"):
@@ -52,6 +74,10 @@ def load_pair(pair, cfg):
     target is None for an input without one."""
     if pair.layout == "input":
         return image_to_model(read_image(pair.input_path, cfg.input_nc)), None
+    if pair.layout == "folders":
+        first, second = (pair.input_path, pair.target_path)[::1 if cfg.direction == "AtoB" else -1]
+        return (image_to_model(read_image(first, cfg.input_nc)),
+                image_to_model(read_image(second, cfg.output_nc)))
     if cfg.direction == "AtoB":
         source, target = read_ab_image(pair.input_path, cfg.input_nc, cfg.output_nc)
     else:

@@ -157,7 +157,8 @@ def _add_data(parser):
 def _add_train_data(parser):
     parser.add_argument_group("training data").add_argument(
         "--train_data_dir", required=True,
-        help="folder of training pairs: AB images (input and target side by side)")
+        help="folder of training pairs: AB images (input and target side by side), or "
+             "input/ and target/ subfolders paired by file name")
 
 
 def _add_val_data(parser, required):
@@ -221,7 +222,7 @@ def _add_train_output(parser):
 def _add_eval(parser):
     group = parser.add_argument_group("evaluation")
     group.add_argument("--val_data_dir", required=True,
-                       help="folder of pairs to evaluate (AB images, as for training)")
+                       help="folder of pairs to evaluate, in a layout training takes")
     _add_direction(group)
     group.add_argument("--ckpt", required=True, help="generator checkpoint (Generator_<epoch>.ckpt)")
     group.add_argument("--batch_size", type=positive_int, default=1,
