@@ -1,9 +1,7 @@
 """Translate a folder of images with an exported MINDIR. `python predict.py --help` lists flags."""
-import types
-
 from src.dataset.pairs import find_inputs
 from src.evaluate import evaluate
-from src.export import load_mindir
+from src.export import data_config, load_mindir
 from src.inference import graph_predictions
 from src.utils.config import parse_args
 from src.utils.device import set_context
@@ -14,13 +12,9 @@ def main(argv=None):
     cfg = parse_args("predict", argv)
     set_context(cfg)
     graph, card = load_mindir(cfg.mindir)
-    batch, channels, size, _ = card["input_shape"]
-    # The model card says how the exported graph was trained; the data layer reads it like cfg.
-    data_cfg = types.SimpleNamespace(input_nc=channels, output_nc=card["output_nc"], crop_size=size,
-                                     direction=card["direction"], model=card["arch"]["model"],
-                                     ckpt=card["checkpoint"])
+    data_cfg = data_config(card)
     pairs = find_inputs(cfg.input_dir)
-    evaluate(graph_predictions(graph, batch, pairs, data_cfg), data_cfg, cfg.predict_dir,
+    evaluate(graph_predictions(graph, card["input_shape"][0], pairs, data_cfg), data_cfg, cfg.predict_dir,
              cfg.predict_dir + "_report")
     return 0
 

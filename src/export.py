@@ -6,14 +6,17 @@ the exported model gives exactly the checkpoint's output.
 """
 import json
 import os
+import types
 
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
+from src.dataset.pairs import DATA_FLAGS
 from src.models import registry
 from src.utils import checkpoint
 from src.utils.errors import UserError
+from src.utils.metrics import METRIC_FLAGS
 
 
 def load_generator(cfg):
@@ -46,24 +49,53 @@ def export_generator(cfg):
     return path
 
 
+CARD_KEYS = ("input_shape", "output_nc", "data", "metrics", "checkpoint", "arch")
+
+
 def write_model_card(exported_path, cfg, size):
-    """`<exported file>.json`: what the exported graph expects, for predict.py and the 310 flow."""
+    """`<exported file>.json`: what the exported graph expects and how its data is read and
+    normalised, for predict.py and the 310 flow (which have no training flags)."""
     card = {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "output_nc": cfg.output_nc,
-            "direction": getattr(cfg, "direction", "AtoB"), "checkpoint": os.path.abspath(cfg.ckpt),
+            "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
+            "metrics": {name: getattr(cfg, name) for name in METRIC_FLAGS},
+            "checkpoint": os.path.abspath(cfg.ckpt),
             "arch": {"model": cfg.model, **registry.arch(cfg, "generator")}}
     checkpoint.atomic_write_text(exported_path + ".json", json.dumps(card, indent=1))
     return card
 
 
-def load_mindir(path):
-    """(GraphCell, model card) of an exported MINDIR and the card export.py wrote beside it."""
+def read_model_card(path):
+    """The model card export.py wrote beside the exported model `path`."""
     if not os.path.isfile(path):
         raise UserError(f"--mindir {path}: no such file")
     card_path = path + ".json"
     if not os.path.isfile(card_path):
         raise UserError(f"--mindir {path}: {card_path} is missing; export.py writes it beside the model")
-    with open(card_path, encoding="utf-8") as handle:
-        card = json.load(handle)
+    try:
+        with open(card_path, encoding="utf-8") as handle:
+            card = json.load(handle)
+    except ValueError as err:
+        raise UserError(f"{card_path}: not valid JSON ({err})") from None
+    missing = [key for key in CARD_KEYS if key not in card]
+    if missing:
+        raise UserError(f"{card_path}: no {', '.join(missing)}: written by an older export.py; "
+                        "export the checkpoint again")
+    return card
+
+
+def data_config(card):
+    """The settings the data layer and the metrics read (channels, size, direction, formats,
+    normalisation, CC scales), as the model was trained with them: how predict.py and the 310
+    flow read and score data exactly like eval.py."""
+    batch, channels, size, _ = card["input_shape"]
+    del batch
+    return types.SimpleNamespace(**card["data"], **card["metrics"], input_nc=channels, output_nc=card["output_nc"],
+                                 crop_size=size, model=card["arch"]["model"], ckpt=card["checkpoint"])
+
+
+def load_mindir(path):
+    """(GraphCell, model card) of an exported MINDIR and the card export.py wrote beside it."""
+    card = read_model_card(path)
     try:
         graph = ms.load(path)
     except (RuntimeError, ValueError) as err:

@@ -15,6 +15,11 @@ from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
 
 
+# The flags that decide how a sample is read and normalised (beyond channels and size); export
+# records them in the model card so that inference outside train/eval reads data identically.
+DATA_FLAGS = ("direction",)
+
+
 @dataclass(frozen=True)
 class Pair:
     """One sample: its name (predictions keep it) and where its input and target are read from."""

@@ -259,12 +259,55 @@ def _add_predict(parser):
                        help="translated images, named like the inputs (default: %(default)s)")
 
 
+def _add_preprocess(parser):
+    group = parser.add_argument_group("310 flow: preprocess")
+    group.add_argument("--mindir", required=True,
+                       help="MINDIR written by export.py with --batch_size 1; its .json model card "
+                            "says how to read and normalise the data")
+    group.add_argument("--dataset_path", required=True,
+                       help="folder of pairs in a layout training takes (or of inputs only, with "
+                            "--inputs_only True)")
+    group.add_argument("--inputs_only", type=str2bool, default=False,
+                       help="True: every image of --dataset_path is an input, there are no targets "
+                            "and no metrics (default: %(default)s)")
+    group.add_argument("--output_path", default="./preprocess_Result",
+                       help="<name>.bin per image (float32 NCHW), manifest.tsv, samples.json "
+                            "(default: %(default)s)")
+
+
+def _add_infer_bins(parser):
+    group = parser.add_argument_group("310 flow: the device step with MindSpore's Python API")
+    group.add_argument("--mindir", required=True, help="MINDIR written by export.py with --batch_size 1")
+    group.add_argument("--input0_path", required=True,
+                       help="folder written by preprocess.py (.bin files and manifest.tsv)")
+    group.add_argument("--output_dir", default="./result_Files",
+                       help="<name>_0.bin per input, as ascend310_infer's main writes (default: %(default)s)")
+    group.add_argument("--time_dir", default="./time_Result",
+                       help="test_perform_static.txt with latency statistics (default: %(default)s)")
+
+
+def _add_postprocess(parser):
+    group = parser.add_argument_group("310 flow: postprocess")
+    group.add_argument("--preprocess_path", default="./preprocess_Result",
+                       help="folder preprocess.py wrote (samples.json, input .bin files) (default: %(default)s)")
+    group.add_argument("--result_path", default="./result_Files",
+                       help="<name>_0.bin outputs of main or infer_bins.py (default: %(default)s)")
+    group.add_argument("--predict_dir", default="./results/predict_310",
+                       help="predictions named like the inputs, at their size (default: %(default)s)")
+    group.add_argument("--report_dir", default="./results/eval_310",
+                       help="metrics.csv, summary.json, metrics.png, report.pdf, collages/ when the "
+                            "data have targets (default: %(default)s)")
+
+
 ENTRY_GROUPS = {
     "train": (_add_device, _add_model, _add_pix2pixcc, _add_init, _add_data, _add_train_data,
               lambda p: _add_val_data(p, required=False), _add_optim, _add_train_output),
     "eval": (_add_device, _add_model, _add_pix2pixcc, _add_eval),
     "export": (_add_device, _add_model, _add_pix2pixcc, _add_export),
     "predict": (_add_device, _add_predict),
+    "preprocess": (_add_preprocess,),
+    "infer_bins": (_add_device, _add_infer_bins),
+    "postprocess": (_add_postprocess,),
 }
 
 DESCRIPTIONS = {
@@ -274,6 +317,13 @@ DESCRIPTIONS = {
     "export": "Export a generator checkpoint to MINDIR, AIR or ONNX for inference.",
     "predict": "Translate a folder of images with an exported MINDIR (no training code or "
                "checkpoint needed).",
+    "preprocess": "Ascend 310 flow, step 1: turn a dataset into the C++ harness's inputs, one "
+                  "float32 NCHW .bin per image normalised as eval.py does, plus a manifest.",
+    "infer_bins": "Ascend 310 flow, step 2 without a 310: run an exported MINDIR over "
+                  "preprocess.py's .bin files with MindSpore's Python API, writing result_Files/ "
+                  "and time_Result/ exactly as ascend310_infer's main does.",
+    "postprocess": "Ascend 310 flow, step 3: turn result_Files/*.bin into predictions named like "
+                   "the inputs and, where targets exist, eval.py's metrics and report.",
 }
 
 

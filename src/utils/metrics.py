@@ -68,6 +68,10 @@ def multiscale_cc_metrics(n_cc, concordance):
     return {f"CC_scale{k}": (lambda p, t, k=k: values(p, t)[k]) for k in range(n_cc)}
 
 
+# The flags metrics_for reads; export records them so inference away from eval.py scores alike.
+METRIC_FLAGS = ("n_CC", "ccc")
+
+
 def metrics_for(cfg):
     """The metrics eval reports for this model: the common five, and pix2pixCC's per-scale CC."""
     if getattr(cfg, "model", "pix2pix") == "pix2pixcc":

@@ -1,0 +1,193 @@
+"""The Python halves of the Ascend 310 flow, and a CPU stand-in for its device step.
+
+    preprocess.py   dataset -> <stem>.bin (float32 NCHW, batch 1), manifest.tsv, samples.json
+    main (C++)      <stem>.bin -> result_Files/<stem>_0.bin, time_Result/test_perform_static.txt
+    infer_bins.py   the same as main, with MindSpore's Python API (runs here, without a 310)
+    postprocess.py  result_Files/ -> predictions named like the inputs, metrics, report
+
+A .bin is the raw little-endian float32 array with no header: what the C++ harness hands to
+`MSTensor` and gets back from `Predict`. The data are read and normalised by src/dataset, with
+the settings the exported model's card records, so the 310 flow sees exactly what eval.py sees.
+"""
+import json
+import os
+import time
+
+import numpy as np
+
+from src.dataset.pairs import Pair, find_inputs, find_pairs, load_eval_pair
+from src.evaluate import evaluate
+from src.export import data_config, read_model_card
+from src.utils.checkpoint import atomic_write_text
+from src.utils.errors import UserError
+
+MANIFEST = "manifest.tsv"
+SAMPLES = "samples.json"
+BIN_DTYPE = np.dtype("<f4")
+
+
+def write_bin(path, array):
+    """`array` as raw little-endian float32, written atomically."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    np.ascontiguousarray(array, BIN_DTYPE).tofile(tmp)
+    os.replace(tmp, path)
+
+
+def read_bin(path, shape):
+    """A .bin holding exactly a float32 array of `shape`; a wrong size is a UserError naming it."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    expected = int(np.prod(shape)) * BIN_DTYPE.itemsize
+    size = os.path.getsize(path)
+    if size != expected:
+        raise UserError(f"{path}: {size} bytes, expected {expected} "
+                        f"(float32 {'x'.join(map(str, shape))})")
+    return np.fromfile(path, BIN_DTYPE).reshape(shape)
+
+
+def result_name(bin_name):
+    """main's name for the output of `<stem>.bin`: `<stem>_0.bin` (output 0 of the graph)."""
+    return os.path.splitext(bin_name)[0] + "_0.bin"
+
+
+def write_manifest(path, entries):
+    """The tab-separated list main reads: file, dtype, shape (comma-separated)."""
+    lines = ["file\tdtype\tshape"] + [f"{name}\tfloat32\t{','.join(map(str, shape))}"
+                                      for name, shape in entries]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_manifest(path):
+    """[(file name, shape)] from a manifest.tsv; malformed lines are a UserError with the line."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file (preprocess.py writes it)")
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    if not lines or lines[0] != "file\tdtype\tshape":
+        raise UserError(f"{path}: line 1 must be the header 'file<TAB>dtype<TAB>shape'")
+    entries = []
+    for number, line in enumerate(lines[1:], 2):
+        fields = line.split("\t")
+        try:
+            if len(fields) != 3 or fields[1] != "float32":
+                raise ValueError
+            shape = tuple(int(dim) for dim in fields[2].split(","))
+            if min(shape) <= 0:
+                raise ValueError
+        except ValueError:
+            raise UserError(f"{path}:{number}: expected 'NAME.bin<TAB>float32<TAB>N,C,H,W', got {line!r}") from None
+        entries.append((fields[0], shape))
+    if not entries:
+        raise UserError(f"{path}: lists no inputs")
+    return entries
+
+
+def preprocess(mindir, dataset_path, output_path, inputs_only=False, progress=print):
+    """Write one .bin per sample of `dataset_path` for the model `mindir`, normalised as eval.py
+    normalises, plus manifest.tsv and samples.json (what postprocess needs to name and score)."""
+    card = read_model_card(mindir)
+    if card["input_shape"][0] != 1:
+        raise UserError(f"--mindir {mindir}: exported with batch size {card['input_shape'][0]}; the 310 "
+                        "flow feeds one image per .bin: export with --batch_size 1")
+    cfg = data_config(card)
+    pairs = find_inputs(dataset_path, "--dataset_path") if inputs_only else find_pairs(dataset_path, "--dataset_path")
+    stems = [os.path.splitext(pair.name)[0] for pair in pairs]
+    if len(set(stems)) != len(stems):
+        duplicate = next(stem for stem in stems if stems.count(stem) > 1)
+        raise UserError(f"--dataset_path {dataset_path}: two inputs are named {duplicate}.*; "
+                        ".bin files are named by the stem, rename one")
+    os.makedirs(output_path, exist_ok=True)
+    entries, samples = [], []
+    for number, (pair, stem) in enumerate(zip(pairs, stems), 1):
+        source, _, original_size = load_eval_pair(pair, cfg)
+        batch = source[None]
+        write_bin(os.path.join(output_path, stem + ".bin"), batch)
+        entries.append((stem + ".bin", batch.shape))
+        samples.append({"bin": stem + ".bin", "name": pair.name, "input_path": os.path.abspath(pair.input_path),
+                        "target_path": pair.target_path and os.path.abspath(pair.target_path),
+                        "layout": pair.layout, "original_size": list(original_size)})
+        progress(f"[{number}/{len(pairs)}] {pair.name} -> {stem}.bin")
+    write_manifest(os.path.join(output_path, MANIFEST), entries)
+    atomic_write_text(os.path.join(output_path, SAMPLES), json.dumps(
+        {"mindir": os.path.abspath(mindir), "card": card, "samples": samples}, indent=1))
+    return entries
+
+
+def latency_report(per_image_ms):
+    """The text of time_Result/test_perform_static.txt, as main writes it."""
+    values = np.asarray(per_image_ms, np.float64)
+    return (f"images: {len(values)}\nmean_ms_per_image: {values.mean():.3f}\n"
+            f"p50_ms_per_image: {np.percentile(values, 50):.3f}\n"
+            f"p95_ms_per_image: {np.percentile(values, 95):.3f}\ntotal_ms: {values.sum():.3f}\n")
+
+
+def infer_bins(mindir, input_dir, output_dir, time_dir, manifest_path=None, progress=print):
+    """What main does on the 310, with MindSpore's Python API: every .bin of the manifest through
+    the MINDIR, outputs to `output_dir/<stem>_0.bin`, latency statistics to `time_dir`."""
+    from mindspore import Tensor
+    from src.export import load_mindir
+    graph, card = load_mindir(mindir)
+    input_shape = tuple(card["input_shape"])
+    entries = read_manifest(manifest_path or os.path.join(input_dir, MANIFEST))
+    os.makedirs(output_dir, exist_ok=True)
+    os.makedirs(time_dir, exist_ok=True)
+    for name, shape in entries:
+        if tuple(shape) != input_shape:
+            raise UserError(f"{os.path.join(input_dir, name)}: shape {shape} in the manifest, the model "
+                            f"takes {input_shape}")
+    # Untimed warm-up, as main does: the first call pays for allocation and kernel selection.
+    graph(Tensor(read_bin(os.path.join(input_dir, entries[0][0]), entries[0][1])))
+    timings = []
+    for number, (name, shape) in enumerate(entries, 1):
+        batch = read_bin(os.path.join(input_dir, name), shape)
+        start = time.perf_counter()
+        output = graph(Tensor(batch)).asnumpy()
+        timings.append((time.perf_counter() - start) * 1000.0)
+        write_bin(os.path.join(output_dir, result_name(name)), output)
+        progress(f"[{number}/{len(entries)}] {name} {timings[-1]:.1f} ms")
+    report = latency_report(timings)
+    atomic_write_text(os.path.join(time_dir, "test_perform_static.txt"), report)
+    progress(report.strip())
+    return timings
+
+
+def _load_samples(preprocess_path):
+    path = os.path.join(preprocess_path, SAMPLES)
+    if not os.path.isfile(path):
+        raise UserError(f"--preprocess_path {preprocess_path}: no {SAMPLES} (preprocess.py writes it)")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def result_items(preprocess_path, result_path, samples, cfg):
+    """(pair, input, prediction, original size) per sample, read back from the .bin files."""
+    output_shape = (1, cfg.output_nc, cfg.crop_size, cfg.crop_size)
+    for sample in samples:
+        pair = Pair(sample["name"], sample["input_path"], sample["target_path"], sample["layout"])
+        source = read_bin(os.path.join(preprocess_path, sample["bin"]), (1, cfg.input_nc, cfg.crop_size, cfg.crop_size))
+        prediction = read_bin(os.path.join(result_path, result_name(sample["bin"])), output_shape)
+        if not np.all(np.isfinite(prediction)):
+            raise UserError(f"{os.path.join(result_path, result_name(sample['bin']))}: NaN or inf in the output")
+        yield pair, source[0], prediction[0], tuple(sample["original_size"])
+
+
+class _Sized:
+    """An iterator with a length, so that evaluate's progress shows [i/n]."""
+
+    def __init__(self, iterator, length):
+        self.iterator, self.length = iterator, length
+
+    def __iter__(self):
+        return self.iterator
+
+    def __len__(self):
+        return self.length
+
+
+def postprocess(preprocess_path, result_path, predict_dir, report_dir, progress=print):
+    """Predictions from result_Files/ written and scored exactly as eval.py does."""
+    record = _load_samples(preprocess_path)
+    cfg = data_config(record["card"])
+    samples = record["samples"]
+    items = _Sized(result_items(preprocess_path, result_path, samples, cfg), len(samples))
+    return evaluate(items, cfg, predict_dir, report_dir, progress)
