@@ -13,7 +13,7 @@ def main(argv=None):
     cfg = parse_args("eval", argv)
     registry.check_model_config(cfg)
     set_context(cfg)
-    pairs = find_pairs(cfg.val_data_dir, "--val_data_dir")
+    pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg)
     netG = load_generator(cfg)
     evaluate(network_predictions(netG, pairs, cfg), cfg, cfg.predict_dir, cfg.report_dir)
     return 0

@@ -13,7 +13,7 @@ def main(argv=None):
     set_context(cfg)
     graph, card = load_mindir(cfg.mindir)
     data_cfg = data_config(card)
-    pairs = find_inputs(cfg.input_dir)
+    pairs = find_inputs(cfg.input_dir, "--input_dir", data_cfg)
     evaluate(graph_predictions(graph, card["input_shape"][0], pairs, data_cfg), data_cfg, cfg.predict_dir,
              cfg.predict_dir + "_report")
     return 0

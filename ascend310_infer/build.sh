@@ -7,10 +7,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BUILD_DIR="${1:-$HERE/build}"
 
 for tool in cmake g++ ctest; do
-    command -v "$tool" > /dev/null || { echo "error: $tool is not installed; the harness needs cmake (>= 3.14), g++ (C++17) and ctest" >&2; exit 2; }
+    command -v "$tool" > /dev/null \
+        || { echo "error: $tool is not installed; the harness needs cmake (>= 3.14), g++ (C++17) and ctest" >&2; exit 2; }
 done
 if [ -z "${MINDSPORE_PATH:-}" ]; then
-    MINDSPORE_PATH="$(python3 -c 'import mindspore, os; print(os.path.dirname(mindspore.__file__))' 2> /dev/null || true)"
+    MINDSPORE_PATH="$(python3 -c 'import mindspore, os; print(os.path.dirname(mindspore.__file__))' 2> /dev/null | tail -n 1 || true)"
 fi
 if [ -n "$MINDSPORE_PATH" ] && [ -f "$MINDSPORE_PATH/include/api/model.h" ]; then
     echo "MindSpore C++ API: $MINDSPORE_PATH"
@@ -23,10 +24,13 @@ fi
 mkdir -p "$BUILD_DIR"
 cmake -S "$HERE" -B "$BUILD_DIR" -DMINDSPORE_PATH="$MINDSPORE_PATH" > "$BUILD_DIR/cmake.log" 2>&1 \
     || { echo "error: cmake failed; see $BUILD_DIR/cmake.log" >&2; tail -n 20 "$BUILD_DIR/cmake.log" >&2; exit 1; }
+rm -f "$BUILD_DIR/main"  # a main left by an earlier configure with MindSpore must not pass for this one
 cmake --build "$BUILD_DIR" -j 2
 (cd "$BUILD_DIR" && ctest --output-on-failure)
 if [ -x "$BUILD_DIR/main" ]; then
-    echo "built: $BUILD_DIR/main, $BUILD_DIR/bin_copy; unit tests passed"
+    echo "built: harness_utils, $BUILD_DIR/main, $BUILD_DIR/bin_copy, $BUILD_DIR/test_utils; unit tests passed"
 else
-    echo "built: $BUILD_DIR/bin_copy (main skipped: no MindSpore C++ API); unit tests passed"
+    echo "built: harness_utils, $BUILD_DIR/bin_copy, $BUILD_DIR/test_utils; unit tests passed"
+    echo "main skipped: no MindSpore C++ API (needs ${MINDSPORE_PATH:-\$MINDSPORE_PATH}/include/api/model.h" \
+         "and lib/libmindspore.so)"
 fi

@@ -11,10 +11,11 @@ import os
 
 import numpy as np
 
-from src.dataset.io import write_image
-from src.dataset.pairs import load_pair, write_prediction
+from src.dataset.io import EIGHT_BIT_FORMATS, write_image
+from src.dataset.normalize import side_scaling, to_physical
+from src.dataset.pairs import data_format, load_pair, load_target_physical, write_prediction
 from src.dataset.transforms import resize_chw
-from src.utils.metrics import compute_metrics, metrics_for, summarise
+from src.utils.metrics import compute_metrics, metrics_for, physical_metrics, summarise
 from src.utils.report import image_row
 
 
@@ -30,6 +31,14 @@ def collage(source, target, prediction):
     return image_row((source, target, prediction, error_panel(prediction, target)))
 
 
+def physical_row(pair, restored, cfg):
+    """Metrics in physical units for scientific targets (FITS, npy, tif); none for 8-bit images."""
+    if data_format(cfg, "target") in EIGHT_BIT_FORMATS:
+        return {}
+    scaling = side_scaling(cfg, "target")
+    return physical_metrics(to_physical(restored, scaling), load_target_physical(pair, cfg), scaling.signed)
+
+
 def evaluate(items, cfg, predict_dir, report_dir, progress=print):
     """Write predictions and, where targets exist, metrics and the report. Returns the rows."""
     os.makedirs(report_dir, exist_ok=True)
@@ -43,17 +52,19 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print):
         write_image(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"),
                     collage(source_full, target, restored))
         if target is not None:
-            rows.append({"name": pair.name, **compute_metrics(restored, target, functions)})
+            rows.append({"name": pair.name, **compute_metrics(restored, target, functions),
+                         **physical_row(pair, restored, cfg)})
         total = total or getattr(items, "__len__", lambda: None)()
         progress(f"[{number}{'/' + str(total) if total else ''}] {pair.name}")
     if not rows:
         progress(f"no targets: predictions only, written to {os.path.abspath(predict_dir)}")
         return rows
-    summary = summarise(rows, tuple(functions))
-    write_csv(os.path.join(report_dir, "metrics.csv"), rows, tuple(functions))
+    names = tuple(name for name in rows[0] if name != "name")
+    summary = summarise(rows, names)
+    write_csv(os.path.join(report_dir, "metrics.csv"), rows, names)
     with open(os.path.join(report_dir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
-    plot_distributions(rows, tuple(functions), os.path.join(report_dir, "metrics.png"))
+    plot_distributions(rows, names[:len(functions)], os.path.join(report_dir, "metrics.png"))
     write_pdf_report(rows, summary, collage_dir, os.path.join(report_dir, "report.pdf"), cfg)
     progress(summary_text(summary))
     progress(f"predictions in {os.path.abspath(predict_dir)}; metrics.csv, summary.json, metrics.png, "
@@ -66,14 +77,15 @@ def write_csv(path, rows, names):
         writer = csv.writer(handle)
         writer.writerow(["name", *names])
         for row in rows:
-            writer.writerow([row["name"], *(f"{row[m]:.6g}" for m in names)])
+            writer.writerow([row["name"], *(f"{row.get(m, math.nan):.6g}" for m in names)])
 
 
 def summary_text(summary):
-    lines = [f"{'metric':<9} {'mean':>9} {'median':>9} {'std':>9} {'min':>9} {'max':>9}"]
+    width = max([9, *map(len, summary)])
+    lines = [f"{'metric':<{width}} {'mean':>9} {'median':>9} {'std':>9} {'min':>9} {'max':>9}"]
     for name, stats in summary.items():
         if "mean" in stats:
-            lines.append(f"{name:<9} " + " ".join(f"{stats[k]:9.4f}" for k in ("mean", "median", "std", "min", "max"))
+            lines.append(f"{name:<{width}} " + " ".join(f"{stats[k]:9.4f}" for k in ("mean", "median", "std", "min", "max"))
                          + (f"  ({stats['n_inf']} identical: inf)" if stats["n_inf"] else ""))
     return "\n".join(lines)
 

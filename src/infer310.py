@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from src.dataset.io import stem
 from src.dataset.pairs import Pair, find_inputs, find_pairs, load_eval_pair
 from src.evaluate import evaluate
 from src.export import data_config, read_model_card
@@ -90,23 +91,24 @@ def preprocess(mindir, dataset_path, output_path, inputs_only=False, progress=pr
         raise UserError(f"--mindir {mindir}: exported with batch size {card['input_shape'][0]}; the 310 "
                         "flow feeds one image per .bin: export with --batch_size 1")
     cfg = data_config(card)
-    pairs = find_inputs(dataset_path, "--dataset_path") if inputs_only else find_pairs(dataset_path, "--dataset_path")
-    stems = [os.path.splitext(pair.name)[0] for pair in pairs]
+    pairs = (find_inputs(dataset_path, "--dataset_path", cfg) if inputs_only
+             else find_pairs(dataset_path, "--dataset_path", cfg))
+    stems = [stem(pair.name) for pair in pairs]
     if len(set(stems)) != len(stems):
         duplicate = next(stem for stem in stems if stems.count(stem) > 1)
         raise UserError(f"--dataset_path {dataset_path}: two inputs are named {duplicate}.*; "
                         ".bin files are named by the stem, rename one")
     os.makedirs(output_path, exist_ok=True)
     entries, samples = [], []
-    for number, (pair, stem) in enumerate(zip(pairs, stems), 1):
+    for number, (pair, name) in enumerate(zip(pairs, stems), 1):
         source, _, original_size = load_eval_pair(pair, cfg)
         batch = source[None]
-        write_bin(os.path.join(output_path, stem + ".bin"), batch)
-        entries.append((stem + ".bin", batch.shape))
-        samples.append({"bin": stem + ".bin", "name": pair.name, "input_path": os.path.abspath(pair.input_path),
+        write_bin(os.path.join(output_path, name + ".bin"), batch)
+        entries.append((name + ".bin", batch.shape))
+        samples.append({"bin": name + ".bin", "name": pair.name, "input_path": os.path.abspath(pair.input_path),
                         "target_path": pair.target_path and os.path.abspath(pair.target_path),
                         "layout": pair.layout, "original_size": list(original_size)})
-        progress(f"[{number}/{len(pairs)}] {pair.name} -> {stem}.bin")
+        progress(f"[{number}/{len(pairs)}] {pair.name} -> {name}.bin")
     write_manifest(os.path.join(output_path, MANIFEST), entries)
     atomic_write_text(os.path.join(output_path, SAMPLES), json.dumps(
         {"mindir": os.path.abspath(mindir), "card": card, "samples": samples}, indent=1))

@@ -21,7 +21,10 @@ from src.utils.report import LossLog, save_sample_grid
 def check_pairs(pairs, cfg):
     """Read every pair once before training, so a bad file stops the run before any output."""
     for number, pair in enumerate(pairs, 1):
-        source, _ = load_pair(pair, cfg)
+        source, target = load_pair(pair, cfg)
+        if source.shape[1:] != target.shape[1:]:
+            raise UserError(f"{pair.name}: input is {source.shape[2]}x{source.shape[1]}, target "
+                            f"{target.shape[2]}x{target.shape[1]}; a pair must be the same size")
         if min(source.shape[1:]) < 2:
             raise UserError(f"{pair.input_path}: image of {source.shape[2]}x{source.shape[1]} is too small")
         if number % 200 == 0:
@@ -45,9 +48,9 @@ class Trainer:
         self.cfg = cfg
         self.ranks = set_context(cfg)
         ms.set_seed(cfg.seed)
-        self.pairs = find_pairs(cfg.train_data_dir, "--train_data_dir")
+        self.pairs = find_pairs(cfg.train_data_dir, "--train_data_dir", cfg)
         check_pairs(self.pairs, cfg)
-        self.val_pairs = find_pairs(cfg.val_data_dir, "--val_data_dir") if cfg.val_data_dir else self.pairs
+        self.val_pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg) if cfg.val_data_dir else self.pairs
         self.steps_per_epoch = steps_per_epoch(len(self.pairs), cfg.batch_size, self.ranks.size)
         self.total_steps = self.steps_per_epoch * cfg.epoch_num
         self.netG = registry.build_generator(cfg)

@@ -85,7 +85,7 @@ def test_cpp_reports_a_wrong_size_bin_in_one_line(harness, tmp_path):
     result = subprocess.run([str(build / "bin_copy"), "--input0_path", str(tmp_path), "--output_dir",
                              str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: {tmp_path / 'a.bin'}: 192 bytes, expected 768"
+    assert result.stderr.strip() == f"error: {tmp_path / 'a.bin'}: 192 bytes, expected 768 (float32 1x3x8x8)"
     assert not os.listdir(tmp_path / "out")
 
 

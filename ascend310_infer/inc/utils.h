@@ -33,7 +33,7 @@ struct Options {
 
 // Accepts --name=value and --name value. `require_mindir` is false for tools without a model.
 Options ParseFlags(int argc, const char *const argv[], bool require_mindir = true);
-std::string UsageText(const std::string &program);
+std::string UsageText(const std::string &program = "main");
 
 // One line of manifest.tsv: "<file>\tfloat32\t<N,C,H,W>".
 struct ManifestEntry {
@@ -52,6 +52,9 @@ std::vector<std::string> ListBinFiles(const std::string &dir);
 
 // The whole file; with expected_bytes >= 0 a different size is an Error naming the file.
 std::vector<char> ReadBinFile(const std::string &path, int64_t expected_bytes);
+// The input a manifest entry describes; a wrong size also names the dtype and shape, as
+// src/infer310.py's read_bin does: "<path>: 1000 bytes, expected 786432 (float32 1x3x256x256)".
+std::vector<char> ReadBinFile(const std::string &path, const ManifestEntry &entry);
 // Written to <path>.tmp and renamed, so a reader never sees half a file.
 void WriteBinFile(const std::string &path, const void *data, size_t bytes);
 void EnsureDir(const std::string &dir);
@@ -71,9 +74,10 @@ LatencyStats ComputeLatencyStats(const std::vector<double> &per_image_ms);
 double Percentile(std::vector<double> values, double percent);
 std::string FormatPerformanceReport(const LatencyStats &stats);
 
-// The loop main and bin_copy share: for each manifest entry, read its .bin (size checked),
-// `predict` fills the output bytes (only this call is timed; one untimed warm-up call first), write <output_dir>/<name>_0.bin,
-// then write the latency report to <time_dir>/test_perform_static.txt.
+// The loop main and bin_copy share: for each manifest entry, read its .bin (size checked against
+// the manifest), let `predict` fill the output bytes (only this call is timed, after one untimed
+// warm-up call on the first input), write <output_dir>/<name>_0.bin; at the end write the latency
+// report to <time_dir>/test_perform_static.txt.
 using PredictFunction = std::function<void(const ManifestEntry &entry, const std::vector<char> &input,
                                            std::vector<char> *output)>;
 LatencyStats RunManifest(const Options &options, const PredictFunction &predict, std::ostream &progress);

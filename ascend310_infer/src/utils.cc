@@ -138,7 +138,9 @@ std::vector<ManifestEntry> ReadManifest(const std::string &path) {
   for (int number = 2; std::getline(stream, line); ++number) {
     const std::string where = path + ":" + std::to_string(number) + ": ";
     std::vector<std::string> fields = Split(line, '\t');
-    if (fields.size() != 3) throw Error(where + "expected 3 tab-separated fields, got " + std::to_string(fields.size()));
+    if (fields.size() != 3) {
+      throw Error(where + "expected 3 tab-separated fields, got " + std::to_string(fields.size()));
+    }
     if (fields[1] != "float32") throw Error(where + "dtype '" + fields[1] + "' is not float32");
     ManifestEntry entry{fields[0], fields[1], {}};
     for (const std::string &dim : Split(fields[2], ',')) {
@@ -170,17 +172,32 @@ std::vector<std::string> ListBinFiles(const std::string &dir) {
   return files;
 }
 
-std::vector<char> ReadBinFile(const std::string &path, int64_t expected_bytes) {
+namespace {
+
+// `suffix` follows the expected size in the mismatch message (the dtype and shape, when known).
+std::vector<char> ReadBinFileChecked(const std::string &path, int64_t expected_bytes, const std::string &suffix) {
+  std::error_code error;
+  if (!fs::is_regular_file(path, error)) throw Error(path + ": no such file");
   std::ifstream stream(path, std::ios::binary | std::ios::ate);
-  if (!stream) throw Error(path + ": no such file or not readable");
+  if (!stream) throw Error(path + ": cannot open for reading");
   const int64_t size = static_cast<int64_t>(stream.tellg());
   if (expected_bytes >= 0 && size != expected_bytes) {
-    throw Error(path + ": " + std::to_string(size) + " bytes, expected " + std::to_string(expected_bytes));
+    throw Error(path + ": " + std::to_string(size) + " bytes, expected " + std::to_string(expected_bytes) + suffix);
   }
   std::vector<char> data(static_cast<size_t>(size));
   stream.seekg(0);
   if (!stream.read(data.data(), size)) throw Error(path + ": read failed");
   return data;
+}
+
+}  // namespace
+
+std::vector<char> ReadBinFile(const std::string &path, int64_t expected_bytes) {
+  return ReadBinFileChecked(path, expected_bytes, "");
+}
+
+std::vector<char> ReadBinFile(const std::string &path, const ManifestEntry &entry) {
+  return ReadBinFileChecked(path, ExpectedBytes(entry), " (" + entry.dtype + " " + ShapeText(entry.shape) + ")");
 }
 
 void WriteBinFile(const std::string &path, const void *data, size_t bytes) {
@@ -249,12 +266,12 @@ LatencyStats RunManifest(const Options &options, const PredictFunction &predict,
   {  // untimed warm-up on the first input: the first call pays for allocation and kernel selection
     std::vector<char> discarded;
     const ManifestEntry &first = entries.front();
-    predict(first, ReadBinFile(JoinPath(options.input0_path, first.name), ExpectedBytes(first)), &discarded);
+    predict(first, ReadBinFile(JoinPath(options.input0_path, first.name), first), &discarded);
   }
   for (size_t i = 0; i < entries.size(); ++i) {
     const ManifestEntry &entry = entries[i];
     const std::string input_path = JoinPath(options.input0_path, entry.name);
-    const std::vector<char> input = ReadBinFile(input_path, ExpectedBytes(entry));
+    const std::vector<char> input = ReadBinFile(input_path, entry);
     std::vector<char> output;
     const auto start = std::chrono::steady_clock::now();
     predict(entry, input, &output);
@@ -262,7 +279,7 @@ LatencyStats RunManifest(const Options &options, const PredictFunction &predict,
     timings.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
     WriteBinFile(JoinPath(options.output_dir, ResultFileName(entry.name)), output.data(), output.size());
     progress << "[" << (i + 1) << "/" << entries.size() << "] " << entry.name << " " << std::fixed
-             << std::setprecision(1) << timings.back() << " ms" << std::endl;
+             << std::setprecision(3) << timings.back() << " ms" << std::endl;
   }
   const LatencyStats stats = ComputeLatencyStats(timings);
   const std::string report = FormatPerformanceReport(stats);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "utils.h"
 
 namespace fs = std::filesystem;
@@ -36,8 +38,11 @@ std::string ErrorOf(const std::function<void()> &call) {
 
 bool Contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
 
+// Per process, so a ctest run and pytest's build of the harness can run at the same time.
+fs::path TestRoot() { return fs::temp_directory_path() / ("pix2pix_harness_test_" + std::to_string(::getpid())); }
+
 fs::path FreshDir(const std::string &name) {
-  fs::path dir = fs::temp_directory_path() / ("pix2pix_harness_test_" + name);
+  fs::path dir = TestRoot() / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -70,7 +75,10 @@ void TestParseFlags() {
   CHECK(Contains(ErrorOf([] { Parse({"--mindir_path=g"}); }), "--input0_path is required"));
   CHECK(Contains(ErrorOf([] { Parse({"--mindir_path"}); }), "needs a value"));
   CHECK(Contains(ErrorOf([] { Parse({"stray"}); }), "unexpected argument 'stray'"));
-  CHECK(Contains(harness::UsageText("main"), "--device_type"));
+  for (const char *flag : {"--mindir_path", "--input0_path", "--manifest_path", "--output_dir", "--time_dir",
+                           "--device_type", "--device_id", "--help"}) {
+    CHECK(Contains(harness::UsageText(), flag));
+  }
 }
 
 void TestManifest() {
@@ -113,8 +121,18 @@ void TestBinFiles() {
   CHECK(harness::ReadBinFile(path, -1).size() == read.size());
   const std::string error = ErrorOf([&] { harness::ReadBinFile(path, 1000); });
   CHECK(Contains(error, path) && Contains(error, "32 bytes, expected 1000"));
-  CHECK(Contains(ErrorOf([&] { harness::ReadBinFile((dir / "none.bin").string(), -1); }), "none.bin"));
+  const harness::ManifestEntry entry{"b.bin", "float32", {1, 2, 4}};
+  CHECK(harness::ReadBinFile(path, entry).size() == 32);
+  const harness::ManifestEntry other{"b.bin", "float32", {1, 3, 4, 4}};
+  CHECK(ErrorOf([&] { harness::ReadBinFile(path, other); }) == path + ": 32 bytes, expected 192 (float32 1x3x4x4)");
+  CHECK(ErrorOf([&] { harness::ReadBinFile((dir / "none.bin").string(), -1); }) ==
+        (dir / "none.bin").string() + ": no such file");
   CHECK(Contains(ErrorOf([&] { harness::WriteBinFile((dir / "no" / "dir.bin").string(), "x", 1); }), "dir.bin"));
+  // The rename fails onto a non-empty folder: an Error naming it, and no .tmp left behind.
+  fs::create_directories(dir / "taken" / "inside");
+  const std::string taken = (dir / "taken").string();
+  CHECK(Contains(ErrorOf([&] { harness::WriteBinFile(taken, "x", 1); }), taken));
+  CHECK(!fs::exists(taken + ".tmp"));
 
   WriteText(dir / "a.bin", "1");
   WriteText(dir / "c.txt", "1");
@@ -163,7 +181,8 @@ void TestRunManifest() {
   const std::string error = ErrorOf([&] {
     harness::RunManifest(options, [](const auto &, const auto &, auto *) {}, progress);
   });
-  CHECK(Contains(error, "a.bin: 24 bytes, expected 48"));
+  CHECK(error == (dir / "a.bin").string() + ": 24 bytes, expected 48 (float32 1x1x4x3)");
+  CHECK(!fs::exists(dir / "out" / "a_0.bin.tmp"));
 }
 
 }  // namespace
@@ -178,6 +197,8 @@ int main() {
     std::cerr << failures << " check(s) failed" << std::endl;
     return 1;
   }
+  // Kept on failure for a look; removed once everything passed.
+  fs::remove_all(TestRoot());
   std::cout << "all harness tests passed" << std::endl;
   return 0;
 }

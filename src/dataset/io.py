@@ -1,6 +1,8 @@
-"""Reading and writing image files. Every reader returns float32 HWC arrays in the file's own
-value range, or raises UserError naming the file."""
+"""Reading and writing data files. Readers return float32 arrays in the file's own units (8-bit
+images: HWC in [0, 255]; scientific formats: CHW in physical units, NaN where data are missing)
+or raise UserError naming the file."""
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -8,10 +10,136 @@ from PIL import Image, UnidentifiedImageError
 from src.utils.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# --data_format_* -> the file extensions listed for it ("image": any 8-bit image).
+FORMAT_EXTENSIONS = {
+    "image": IMAGE_EXTENSIONS, "png": (".png",), "jpg": (".jpg", ".jpeg"), "tif": (".tif", ".tiff"),
+    "npy": (".npy",), "fits": (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fz"),
+}
+EIGHT_BIT_FORMATS = ("image", "png", "jpg")
+# The extension a prediction of each target format is written with ("image": the input's own).
+OUTPUT_EXTENSIONS = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "npy": ".npy", "fits": ".fits"}
 
 
 def is_image_file(name):
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def has_format(name, data_format):
+    return name.lower().endswith(FORMAT_EXTENSIONS[data_format])
+
+
+def stem(name):
+    """The file name without its format's extension (`a.fits.gz` -> `a`)."""
+    lowered = name.lower()
+    for extension in sorted((e for es in FORMAT_EXTENSIONS.values() for e in es), key=len, reverse=True):
+        if lowered.endswith(extension):
+            return name[:-len(extension)]
+    return os.path.splitext(name)[0]
+
+
+def read_array(path, data_format, channels, fits_hdu="auto"):
+    """float32 CHW with `channels` channels, in the file's units: 8-bit formats in [0, 255],
+    npy/tif/FITS as stored (FITS with BSCALE/BZERO applied and BLANK pixels as NaN). A 2-D array
+    is one channel; 3-D arrays are channels first (a FITS cube, an npy), or channels last for
+    a tif whose last axis matches."""
+    if data_format in EIGHT_BIT_FORMATS:
+        return np.ascontiguousarray(np.transpose(read_image(path, channels), (2, 0, 1)))
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    if data_format == "fits":
+        array = read_fits(path, fits_hdu)[0]
+    elif data_format == "npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise UserError(f"{path}: not a readable .npy array ({err})") from None
+    else:
+        array = _read_tif(path, channels)
+    return _as_chw(np.asarray(array), channels, path)
+
+
+def _read_tif(path, channels):
+    import tifffile
+    try:
+        array = tifffile.imread(path)
+    except Exception as err:  # tifffile raises many types for damaged files
+        raise UserError(f"{path}: not a readable TIFF ({err})") from None
+    if array.ndim == 3 and array.shape[-1] == channels and array.shape[0] != channels:
+        array = np.moveaxis(array, -1, 0)
+    return array
+
+
+def _as_chw(array, channels, path):
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise UserError(f"{path}: holds {array.dtype} data, not real numbers")
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise UserError(f"{path}: a {array.ndim}-D array; expected 2-D (one channel) or 3-D (channels first)")
+    if array.shape[0] != channels:
+        raise UserError(f"{path}: {array.shape[0]} channel(s), the model asks for {channels} "
+                        "(--input_nc / --output_nc)")
+    return np.ascontiguousarray(array, dtype=np.float32)  # also makes big-endian data native
+
+
+def _fits_hdu(hdus, fits_hdu, path):
+    if fits_hdu == "auto":  # the primary HDU, or the first extension with an image (compressed files)
+        for hdu in hdus:
+            if getattr(hdu, "is_image", False) and hdu.data is not None:
+                return hdu
+        raise UserError(f"{path}: no HDU holds an image")
+    key = int(fits_hdu) if str(fits_hdu).isdigit() else fits_hdu
+    try:
+        hdu = hdus[key]
+    except (KeyError, IndexError):
+        names = ", ".join(f"{i}:{h.name}" for i, h in enumerate(hdus))
+        raise UserError(f"{path}: no HDU {fits_hdu!r} (--fits_hdu); it has {names}") from None
+    if not getattr(hdu, "is_image", False) or hdu.data is None:
+        raise UserError(f"{path}: HDU {fits_hdu!r} holds no image (--fits_hdu)")
+    return hdu
+
+
+def read_fits(path, fits_hdu="auto"):
+    """(data as float, header) of one image HDU. astropy applies BSCALE/BZERO and turns BLANK
+    pixels into NaN; a corrupt or truncated file is one UserError line naming it."""
+    from astropy.io import fits
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with fits.open(path, memmap=False) as hdus:
+                hdu = _fits_hdu(hdus, fits_hdu, path)
+                data = np.array(hdu.data, dtype=np.float64 if hdu.data.dtype.itemsize > 4 else np.float32)
+                header = hdu.header.copy()
+    except UserError:
+        raise
+    except Exception as err:  # astropy raises OSError, ValueError, TypeError, ... on damaged files
+        truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
+        reason = truncated[0] if truncated else str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"{path}: not a readable FITS file ({reason})") from None
+    return data, header
+
+
+def write_fits(path, chw, header):
+    """float32 data (a 2-D image for one channel, else a cube) with `header`, atomically."""
+    from astropy.io import fits
+    data = chw[0] if chw.shape[0] == 1 else chw
+    hdu = fits.PrimaryHDU(np.asarray(data, np.float32), header=header)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
+    os.replace(tmp, path)
+
+
+def write_array(path, chw, data_format):
+    """A physical float32 CHW array as .npy or float TIFF, atomically."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    data = chw[0] if chw.shape[0] == 1 else chw
+    if data_format == "npy":
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.asarray(data, np.float32))
+    else:
+        import tifffile
+        tifffile.imwrite(tmp, np.asarray(data, np.float32))
+    os.replace(tmp, path)
 
 
 def read_image(path, channels):

@@ -1,14 +1,95 @@
 """The one place where data values are mapped to the network's range [-1, 1] and back.
 
-8-bit images: [0, 255] <-> [-1, 1]. Train, eval, export's preprocess and postprocess all call
-these functions, so a value is normalised one way everywhere.
+Each side of a pair (the network's input, its target/output) has a `Scaling`, set by the
+pix2pixCC-named flags: values v (physical units; for 8-bit images 0..255) become
+
+    w = log10(v) if logscale else v            (limits are in the units of w)
+    w = clip(w, lower, upper) if clip
+    x = (w - (upper + lower) / 2) / ((upper - lower) / 2)
+
+so [lower, upper] maps to [-1, 1]; 8-bit images are the case lower = 0, upper = 255. Missing
+data (NaN, inf; and values <= 0 under logscale, whose log is undefined) are replaced by the
+side's fill value before the mapping: `nan_fill` if given, else 0 (linear) or 0.1 (log), as
+pix2pixCC does. `to_physical` is the exact inverse for values that were not clipped or filled.
+Train, eval, predict and the 310 pre/postprocess all call these functions.
 """
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
+
+from src.dataset.io import EIGHT_BIT_FORMATS
+from src.utils.errors import UserError
+
+
+@dataclass(frozen=True)
+class Scaling:
+    lower: float
+    upper: float
+    logscale: bool = False
+    clip: bool = False
+    fill: Optional[float] = None  # None: 0, or 0.1 under logscale
+
+    @property
+    def fill_value(self):
+        return (0.1 if self.logscale else 0.0) if self.fill is None else self.fill
+
+    @property
+    def signed(self):
+        """A field whose sign means something (a magnetogram): symmetric linear limits."""
+        return not self.logscale and self.lower == -self.upper
+
+
+EIGHT_BIT = Scaling(0.0, 255.0)
+
+
+def side_scaling(cfg, side):
+    """The Scaling of "input" or "target" from the flags (8-bit images keep [0, 255] unless
+    limits are given; scientific formats default to pix2pixCC's [-1, 1])."""
+    data_format = getattr(cfg, f"data_format_{side}", "image")
+    default = (0.0, 255.0) if data_format in EIGHT_BIT_FORMATS else (-1.0, 1.0)
+    lower = getattr(cfg, f"saturation_lower_limit_{side}", None)
+    upper = getattr(cfg, f"saturation_upper_limit_{side}", None)
+    logscale = bool(getattr(cfg, f"logscale_{side}", False))
+    fill = getattr(cfg, f"nan_fill_{side}", None)
+    if logscale and fill is not None and fill <= 0:
+        raise UserError(f"--nan_fill_{side} {fill}: under --logscale_{side} True the fill must be > 0")
+    return Scaling(float(default[0] if lower is None else lower), float(default[1] if upper is None else upper),
+                   logscale, bool(getattr(cfg, f"saturation_clip_{side}", False)), fill)
+
+
+def missing_mask(values, scaling):
+    """True where a value is missing: NaN or inf, or <= 0 under logscale."""
+    values = np.asarray(values)
+    bad = ~np.isfinite(values)
+    if scaling.logscale:
+        with np.errstate(invalid="ignore"):
+            bad |= values <= 0
+    return bad
+
+
+def to_model(values, scaling):
+    """Physical float CHW -> float32 CHW on the network's scale."""
+    values = np.array(values, dtype=np.float64)
+    values[missing_mask(values, scaling)] = scaling.fill_value
+    if scaling.logscale:
+        values = np.log10(values)
+    if scaling.clip:
+        values = np.clip(values, scaling.lower, scaling.upper)
+    middle, half = (scaling.upper + scaling.lower) / 2.0, (scaling.upper - scaling.lower) / 2.0
+    return ((values - middle) / half).astype(np.float32)
+
+
+def to_physical(model_values, scaling):
+    """The inverse of `to_model`: float32 CHW on the network's scale -> physical float32."""
+    middle, half = (scaling.upper + scaling.lower) / 2.0, (scaling.upper - scaling.lower) / 2.0
+    values = np.asarray(model_values, np.float64) * half + middle
+    return (10.0 ** values if scaling.logscale else values).astype(np.float32)
 
 
 def image_to_model(hwc):
-    """float32 HWC in [0, 255] -> float32 CHW in [-1, 1]."""
-    return (np.transpose(hwc, (2, 0, 1)) / 127.5 - 1.0).astype(np.float32)
+    """8-bit float32 HWC in [0, 255] -> float32 CHW in [-1, 1]."""
+    return to_model(np.transpose(hwc, (2, 0, 1)), EIGHT_BIT)
 
 
 def model_to_image(chw):

@@ -1,23 +1,38 @@
-"""Finding the (input, target) pairs of a data folder and loading one pair, normalised.
+"""Finding the (input, target) pairs of a data folder, loading one pair normalised, and writing
+a prediction back in the target's format and units.
 
-Layouts: a folder of aligned AB images (the facades/maps format: input and target side by side),
-or a folder with `input/` and `target/` subfolders whose images are paired by file name.
+Layouts, detected from what is there: a `pairs.csv` (columns input,target; paths relative to
+the CSV), `input/` and `target/` subfolders paired by identical file names, or a folder of
+aligned AB images (the facades/maps format: input and target side by side). "input" and
+"target" in the format and normalisation flags are the network's input and target, after
+--direction.
 """
+import csv
 import os
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from src.dataset.io import is_image_file, read_ab_image, read_image, write_image
-from src.dataset.normalize import image_to_model, model_to_image
+from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is_image_file,
+                            read_ab_image, read_array, read_fits, stem, write_array, write_fits,
+                            write_image)
+from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
 
-
 # The flags that decide how a sample is read and normalised (beyond channels and size); export
 # records them in the model card so that inference outside train/eval reads data identically.
-DATA_FLAGS = ("direction",)
+DATA_FLAGS = ("direction", "data_format_input", "data_format_target", "fits_hdu",
+              *(f"{name}_{side}" for side in ("input", "target")
+                for name in ("logscale", "saturation_lower_limit", "saturation_upper_limit",
+                             "saturation_clip", "nan_fill")),
+              "target_unit", "fits_mean_channels")
+PAIRS_CSV = "pairs.csv"
+
+
+def data_format(cfg, side):
+    return getattr(cfg, f"data_format_{side}", None) or "image"
 
 
 @dataclass(frozen=True)
@@ -29,83 +44,199 @@ class Pair:
     layout: str  # "AB": both halves of input_path; "folders": two files; "input": no target
 
 
-def find_pairs(data_dir, flag="--train_data_dir"):
+def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
     """All pairs under `data_dir`, sorted by name; UserError if there are none."""
     if not data_dir:
         raise UserError(f"{flag} is required")
     if not os.path.isdir(data_dir):
         raise UserError(f"{flag} {data_dir}: no such folder")
+    if os.path.isfile(os.path.join(data_dir, PAIRS_CSV)):
+        return read_pairs_csv(os.path.join(data_dir, PAIRS_CSV), flag)
     if os.path.isdir(os.path.join(data_dir, "input")) and os.path.isdir(os.path.join(data_dir, "target")):
-        return _folder_pairs(data_dir, flag)
+        return _folder_pairs(data_dir, flag, cfg)
+    if cfg is not None and "image" not in {data_format(cfg, "input"), data_format(cfg, "target")} \
+            and not {data_format(cfg, "input"), data_format(cfg, "target")} <= set(EIGHT_BIT_FORMATS):
+        raise UserError(f"{flag} {data_dir}: {data_format(cfg, 'input')}/{data_format(cfg, 'target')} data "
+                        f"need input/ and target/ subfolders or a {PAIRS_CSV}; AB images are 8-bit only")
     names = sorted(name for name in os.listdir(data_dir)
                    if is_image_file(name) and os.path.isfile(os.path.join(data_dir, name)))
     if not names:
-        raise UserError(f"{flag} {data_dir}: no AB images (.jpg, .png, ...) in this folder")
+        raise UserError(f"{flag} {data_dir}: no AB images (.jpg, .png, ...), no input/ and target/ "
+                        f"subfolders and no {PAIRS_CSV} in this folder")
     return [Pair(name, os.path.join(data_dir, name), os.path.join(data_dir, name), "AB")
             for name in names]
 
 
-def _images_in(folder):
+def read_pairs_csv(path, flag="--train_data_dir"):
+    """Pairs listed in a CSV with columns input,target (paths relative to the CSV)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"input", "target"} <= set(reader.fieldnames):
+            raise UserError(f"{flag}: {path} needs the columns input,target; it has {reader.fieldnames}")
+        rows = list(reader)
+    pairs, names = [], set()
+    for number, row in enumerate(rows, 2):
+        input_path, target_path = (os.path.join(folder, row[side]) for side in ("input", "target"))
+        for file in (input_path, target_path):
+            if not os.path.isfile(file):
+                raise UserError(f"{path}:{number}: {file}: no such file")
+        name = os.path.basename(input_path)
+        if name in names:
+            raise UserError(f"{path}:{number}: a second input named {name}; predictions are named by "
+                            "the input, rename one")
+        names.add(name)
+        pairs.append(Pair(name, input_path, target_path, "folders"))
+    if not pairs:
+        raise UserError(f"{flag}: {path} lists no pairs")
+    return sorted(pairs, key=lambda pair: pair.name)
+
+
+def _files_in(folder, data_format_name):
+    accept = (lambda name: has_format(name, data_format_name)) if data_format_name != "image" else is_image_file
     return sorted(name for name in os.listdir(folder)
-                  if is_image_file(name) and os.path.isfile(os.path.join(folder, name)))
+                  if accept(name) and os.path.isfile(os.path.join(folder, name)))
 
 
-def _folder_pairs(data_dir, flag):
+def _folder_pairs(data_dir, flag, cfg):
     """input/NAME paired with target/NAME; a file without its partner is an error naming it."""
-    inputs, targets = (_images_in(os.path.join(data_dir, side)) for side in ("input", "target"))
+    sides = ("input", "target") if getattr(cfg, "direction", "AtoB") == "AtoB" else ("target", "input")
+    formats = {folder: data_format(cfg, side) for folder, side in zip(("input", "target"), sides)}
+    inputs, targets = (_files_in(os.path.join(data_dir, side), formats[side]) for side in ("input", "target"))
     for side, missing in (("target", sorted(set(inputs) - set(targets))),
                           ("input", sorted(set(targets) - set(inputs)))):
         if missing:
             raise UserError(f"{flag} {data_dir}: {len(missing)} file(s) have no partner in {side}/, "
                             f"e.g. {missing[0]}")
     if not inputs:
-        raise UserError(f"{flag} {data_dir}: input/ and target/ hold no images")
+        raise UserError(f"{flag} {data_dir}: input/ and target/ hold no {formats['input']} files")
     return [Pair(name, os.path.join(data_dir, "input", name), os.path.join(data_dir, "target", name),
                  "folders") for name in inputs]
 
 
-def find_inputs(data_dir, flag="--input_dir"):
-    """Every image of a folder as an input without a target (for translating new images)."""
+def find_inputs(data_dir, flag="--input_dir", cfg=None):
+    """Every input file of a folder, without targets (for translating new data)."""
     if not os.path.isdir(data_dir or ""):
         raise UserError(f"{flag} {data_dir}: no such folder")
-    names = sorted(name for name in os.listdir(data_dir) if is_image_file(name))
+    names = _files_in(data_dir, data_format(cfg, "input"))
     if not names:
-        raise UserError(f"{flag} {data_dir}: no images (.jpg, .png, ...) in this folder")
+        raise UserError(f"{flag} {data_dir}: no {data_format(cfg, 'input')} files in this folder")
     return [Pair(name, os.path.join(data_dir, name), None, "input") for name in names]
 
 
-def load_pair(pair, cfg):
-    """(input, target) as float32 CHW arrays in [-1, 1], input/target chosen by cfg.direction;
-    target is None for an input without one."""
+def _ordered(pair, cfg):
+    """(network input file, target file) of a two-file pair, after --direction."""
+    if getattr(cfg, "direction", "AtoB") == "AtoB":
+        return pair.input_path, pair.target_path
+    return pair.target_path, pair.input_path
+
+
+def read_side(path, cfg, side):
+    """One side of a pair in its own units (float32 CHW), read as its format says."""
+    channels = cfg.input_nc if side == "input" else cfg.output_nc
+    return read_array(path, data_format(cfg, side), channels, getattr(cfg, "fits_hdu", "auto"))
+
+
+def load_physical(pair, cfg):
+    """(input, target) in their own units (target None for an input without one)."""
     if pair.layout == "input":
-        return image_to_model(read_image(pair.input_path, cfg.input_nc)), None
-    if pair.layout == "folders":
-        first, second = (pair.input_path, pair.target_path)[::1 if cfg.direction == "AtoB" else -1]
-        return (image_to_model(read_image(first, cfg.input_nc)),
-                image_to_model(read_image(second, cfg.output_nc)))
-    if cfg.direction == "AtoB":
-        source, target = read_ab_image(pair.input_path, cfg.input_nc, cfg.output_nc)
-    else:
-        target, source = read_ab_image(pair.input_path, cfg.output_nc, cfg.input_nc)
-    return image_to_model(source), image_to_model(target)
+        return read_side(pair.input_path, cfg, "input"), None
+    if pair.layout == "AB":
+        left, right = (cfg.input_nc, cfg.output_nc)[::1 if cfg.direction == "AtoB" else -1]
+        halves = [np.ascontiguousarray(np.transpose(half, (2, 0, 1)))
+                  for half in read_ab_image(pair.input_path, left, right)]
+        return tuple(halves) if cfg.direction == "AtoB" else tuple(halves[::-1])
+    first, second = _ordered(pair, cfg)
+    return read_side(first, cfg, "input"), read_side(second, cfg, "target")
+
+
+def load_pair(pair, cfg):
+    """(input, target) as float32 CHW arrays on the network's scale, input/target chosen by
+    cfg.direction; target is None for an input without one."""
+    source, target = load_physical(pair, cfg)
+    source = to_model(source, side_scaling(cfg, "input"))
+    return source, None if target is None else to_model(target, side_scaling(cfg, "target"))
 
 
 def load_eval_pair(pair, cfg):
     """For evaluation: (input resized to the model's size, target at its own size or None,
-    the input's original (height, width)). Both in [-1, 1], CHW float32."""
+    the input's original (height, width)). Both on the network's scale, CHW float32."""
     source, target = load_pair(pair, cfg)
     original_size = source.shape[1:]
     return resize_chw(source, cfg.crop_size), target, original_size
 
 
+def prediction_name(pair, cfg):
+    """The input's file name, with the target format's extension for scientific formats."""
+    output_format = data_format(cfg, "target")
+    if output_format == "image":
+        return pair.name
+    return stem(pair.name) + OUTPUT_EXTENSIONS[output_format]
+
+
 def write_prediction(pair, prediction, predict_dir, cfg, original_size):
-    """Write a CHW prediction in [-1, 1] at the input's original size, named like the input.
+    """Write a CHW prediction (network scale) at the input's original size, named like the input,
+    in the target's format: 8-bit images as such; npy/tif/FITS in physical units, FITS with the
+    input's header, BUNIT and HISTORY, with a PNG preview beside them.
 
     Returns (path written, the prediction resized to original size, still normalised), so that
     metrics are computed on exactly what was written.
     """
     restored = resize_chw(np.asarray(prediction, np.float32), tuple(original_size))
     os.makedirs(predict_dir, exist_ok=True)
-    path = os.path.join(predict_dir, pair.name)
-    write_image(path, model_to_image(restored))
+    path = os.path.join(predict_dir, prediction_name(pair, cfg))
+    output_format, scaling = data_format(cfg, "target"), side_scaling(cfg, "target")
+    if output_format in EIGHT_BIT_FORMATS:
+        physical = to_physical(restored, scaling)
+        write_image(path, np.transpose(np.rint(np.clip(physical, 0, 255)), (1, 2, 0)).astype(np.uint8))
+        return path, restored
+    physical = to_physical(restored, scaling)
+    if output_format == "fits":
+        if getattr(cfg, "fits_mean_channels", False):
+            physical = physical.mean(axis=0, keepdims=True)
+        write_fits(path, physical, prediction_header(pair, cfg))
+    else:
+        write_array(path, physical, output_format)
+    write_preview(os.path.join(predict_dir, stem(os.path.basename(path)) + ".png"), restored, scaling)
     return path, restored
+
+
+def prediction_header(pair, cfg):
+    """The input's FITS header (WCS, DATE-OBS, instrument keys) if it is a FITS file, with the
+    data-layout keys left to astropy, BUNIT of the target, and a HISTORY line naming the model."""
+    from astropy.io import fits
+    header = fits.Header()
+    if data_format(cfg, "input") == "fits" and pair.input_path:
+        header = read_fits(_ordered(pair, cfg)[0] if pair.layout != "input" else pair.input_path,
+                           getattr(cfg, "fits_hdu", "auto"))[1]
+        for key in ("BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM", "DATAMIN", "DATAMAX", "BUNIT"):
+            header.remove(key, ignore_missing=True, remove_all=True)
+    unit = getattr(cfg, "target_unit", None)
+    if not unit and pair.target_path and data_format(cfg, "target") == "fits":
+        unit = read_fits(_ordered(pair, cfg)[1], getattr(cfg, "fits_hdu", "auto"))[1].get("BUNIT")
+    if unit:
+        header["BUNIT"] = unit
+    # HISTORY cards wrap at 72 characters: one short fact per card keeps each readable.
+    header.add_history(f"MindSpore Pix2Pix prediction, model {getattr(cfg, 'model', 'pix2pix')}")
+    header.add_history(f"checkpoint {os.path.basename(str(getattr(cfg, 'ckpt', '-')))}")
+    header.add_history(f"input {os.path.basename(pair.input_path)}")
+    return header
+
+
+def write_preview(path, chw, scaling):
+    """A PNG of the first (or mean) channel on the network's scale: a diverging map for signed
+    fields (magnetograms), grey otherwise (EUV on a log scale)."""
+    from matplotlib import colormaps
+    image = np.clip(np.asarray(chw, np.float32).mean(axis=0), -1.0, 1.0)
+    colours = colormaps["RdBu_r" if scaling.signed else "gray"]((image + 1.0) / 2.0)
+    write_image(path, np.rint(colours[:, :, :3] * 255).astype(np.uint8))
+
+
+def load_target_physical(pair, cfg):
+    """The target in its own units with missing pixels as NaN, for physical metrics."""
+    target = load_physical(pair, cfg)[1]
+    if target is None:
+        return None
+    target = target.copy()
+    target[missing_mask(target, side_scaling(cfg, "target"))] = np.nan
+    return target

@@ -47,7 +47,8 @@ class TrainSource:
         source, target = load_pair(self.pairs[index], self.cfg)
         source = resize_chw(source, self.cfg.load_size)
         target = resize_chw(target, self.cfg.load_size)
-        source, target = crop_and_flip(source, target, rng, self.cfg.crop_size, not self.cfg.no_flip)
+        source, target = crop_and_flip(source, target, rng, self.cfg.crop_size, not self.cfg.no_flip,
+                                       getattr(self.cfg, "polarity_flip", False))
         noise = rng.random(self.noise_size, dtype=np.float32)
         return source, target, noise
 

@@ -14,8 +14,8 @@ def resize_chw(array, size):
                      for channel in array]).astype(np.float32)
 
 
-def crop_and_flip(source, target, rng, crop_size, flip):
-    """The same random crop and the same random horizontal flip on both sides."""
+def crop_and_flip(source, target, rng, crop_size, flip, polarity_flip=False):
+    """The same random crop, horizontal flip and (for signed fields) sign flip on both sides."""
     height, width = source.shape[1:]
     top = int(rng.integers(0, height - crop_size + 1))
     left = int(rng.integers(0, width - crop_size + 1))
@@ -23,4 +23,6 @@ def crop_and_flip(source, target, rng, crop_size, flip):
     source, target = source[window], target[window]
     if flip and rng.random() < 0.5:
         source, target = source[:, :, ::-1], target[:, :, ::-1]
+    if polarity_flip and rng.random() < 0.5:
+        source, target = -source, -target
     return np.ascontiguousarray(source), np.ascontiguousarray(target)

@@ -140,6 +140,49 @@ def _add_direction(group):
                             "(default: %(default)s)")
 
 
+def optional_float(value):
+    return None if value.lower() in ("none", "") else float(value)
+
+
+def _add_data_format(parser):
+    group = parser.add_argument_group(
+        "data formats and normalisation (names as in pix2pixCC; _input is the network's input, "
+        "_target its target and output)")
+    for side in ("input", "target"):
+        group.add_argument(f"--data_format_{side}", default="image",
+                           choices=["image", "png", "jpg", "tif", "npy", "fits"],
+                           help=f"file format of the {side} side: image (any 8-bit png/jpg/bmp), or "
+                                "tif/npy/fits arrays in physical units (default: %(default)s)")
+    for side in ("input", "target"):
+        group.add_argument(f"--logscale_{side}", type=str2bool, default=False,
+                           help=f"True: the {side} is mapped on log10 (EUV intensities); its limits are "
+                                "then in log10 units (default: %(default)s)")
+        group.add_argument(f"--saturation_lower_limit_{side}", type=float, default=None,
+                           help=f"value of the {side} mapped to -1; default 0 for 8-bit images, -1 for "
+                                "tif/npy/fits as in pix2pixCC")
+        group.add_argument(f"--saturation_upper_limit_{side}", type=float, default=None,
+                           help=f"value of the {side} mapped to +1; default 255 for 8-bit images, 1 for "
+                                "tif/npy/fits")
+        group.add_argument(f"--saturation_clip_{side}", type=str2bool, default=False,
+                           help=f"True: clip the {side} to its limits before mapping (default: %(default)s)")
+        group.add_argument(f"--nan_fill_{side}", type=optional_float, default=None,
+                           help=f"physical value that replaces missing {side} pixels (NaN, inf, BLANK; and "
+                                "<= 0 under logscale); default 0, or 0.1 under logscale, as in pix2pixCC")
+    group.add_argument("--fits_hdu", default="auto",
+                       help="FITS HDU to read, by index or name; auto: the primary HDU, or the first "
+                            "extension holding an image (compressed files) (default: %(default)s)")
+    group.add_argument("--target_unit", default=None,
+                       help="BUNIT written into FITS predictions (e.g. Gauss); default: the target "
+                            "file's BUNIT when there is one")
+    group.add_argument("--fits_mean_channels", type=str2bool, default=False,
+                       help="True: a multi-channel prediction is written to FITS as the mean of its "
+                            "channels (one image), as the solar pipeline does (default: %(default)s)")
+    group.add_argument("--polarity_flip", type=str2bool, default=False,
+                       help="training only: multiply input and target by -1 at random (half the "
+                            "samples), for signed fields such as magnetograms; needs symmetric linear "
+                            "limits on both sides (default: %(default)s)")
+
+
 def _add_data(parser):
     group = parser.add_argument_group("data")
     _add_direction(group)
@@ -157,8 +200,9 @@ def _add_data(parser):
 def _add_train_data(parser):
     parser.add_argument_group("training data").add_argument(
         "--train_data_dir", required=True,
-        help="folder of training pairs: AB images (input and target side by side), or "
-             "input/ and target/ subfolders paired by file name")
+        help="folder of training pairs: a pairs.csv (columns input,target, paths relative to "
+             "it), input/ and target/ subfolders paired by file name, or AB images (input and "
+             "target side by side)")
 
 
 def _add_val_data(parser, required):
@@ -299,15 +343,45 @@ def _add_postprocess(parser):
                             "data have targets (default: %(default)s)")
 
 
+def _add_pair_files(parser):
+    group = parser.add_argument_group("pairing")
+    group.add_argument("--input_dir", required=True, help="folder of input files")
+    group.add_argument("--target_dir", required=True, help="folder of target files")
+    group.add_argument("--key_regex", required=True,
+                       help="regular expression whose groups, found in an input file name, form the "
+                            "pairing key, e.g. 'AR(\\d+)_(\\d{8}_\\d{4})'")
+    group.add_argument("--target_key_regex", default=None,
+                       help="the key's expression for target names when it differs (e.g. another "
+                            "instrument's naming); default: --key_regex")
+    group.add_argument("--output", default="./pairs.csv",
+                       help="pairs.csv to write (key,input,target; paths relative to it) (default: %(default)s)")
+
+
+def _add_split_data(parser):
+    group = parser.add_argument_group("splitting")
+    group.add_argument("--pairs_csv", required=True, help="pairs.csv written by pair_files.py")
+    group.add_argument("--output_dir", required=True,
+                       help="train/pairs.csv and test/pairs.csv are written here")
+    group.add_argument("--test_ratio", type=float, default=0.2,
+                       help="share of the pairs that go to test (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=1, help="seed of the split (default: %(default)s)")
+    group.add_argument("--group_regex", default=None,
+                       help="regular expression whose groups, found in the input file name, name a "
+                            "group (e.g. 'AR(\\d+)'); a group lies wholly in train or in test, so "
+                            "frames of one region do not leak into the test set")
+
+
 ENTRY_GROUPS = {
-    "train": (_add_device, _add_model, _add_pix2pixcc, _add_init, _add_data, _add_train_data,
+    "train": (_add_device, _add_model, _add_pix2pixcc, _add_init, _add_data, _add_data_format, _add_train_data,
               lambda p: _add_val_data(p, required=False), _add_optim, _add_train_output),
-    "eval": (_add_device, _add_model, _add_pix2pixcc, _add_eval),
-    "export": (_add_device, _add_model, _add_pix2pixcc, _add_export),
+    "eval": (_add_device, _add_model, _add_pix2pixcc, _add_eval, _add_data_format),
+    "export": (_add_device, _add_model, _add_pix2pixcc, _add_export, _add_data_format),
     "predict": (_add_device, _add_predict),
     "preprocess": (_add_preprocess,),
     "infer_bins": (_add_device, _add_infer_bins),
     "postprocess": (_add_postprocess,),
+    "pair_files": (_add_pair_files,),
+    "split_data": (_add_split_data,),
 }
 
 DESCRIPTIONS = {
@@ -322,6 +396,10 @@ DESCRIPTIONS = {
     "infer_bins": "Ascend 310 flow, step 2 without a 310: run an exported MINDIR over "
                   "preprocess.py's .bin files with MindSpore's Python API, writing result_Files/ "
                   "and time_Result/ exactly as ascend310_infer's main does.",
+    "pair_files": "Pair the files of two folders by a key found in their names with a regular "
+                  "expression, and write a pairs.csv that train.py and eval.py read.",
+    "split_data": "Split a pairs.csv into train and test by ratio, with a seed, optionally keeping "
+                  "every group (e.g. an active region) on one side.",
     "postprocess": "Ascend 310 flow, step 3: turn result_Files/*.bin into predictions named like "
                    "the inputs and, where targets exist, eval.py's metrics and report.",
 }
@@ -354,6 +432,18 @@ def validate(cfg):
         cfg.epoch_num = cfg.n_epochs + cfg.n_epochs_decay
         if cfg.epoch_num == 0:
             raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
+    if getattr(cfg, "polarity_flip", False):
+        from src.dataset.normalize import side_scaling
+        for side in ("input", "target"):
+            if not side_scaling(cfg, side).signed:
+                raise UserError(f"--polarity_flip True needs a signed {side}: linear, with "
+                                f"--saturation_lower_limit_{side} = -(--saturation_upper_limit_{side})")
+    for side in ("input", "target"):
+        lower = getattr(cfg, f"saturation_lower_limit_{side}", None)
+        upper = getattr(cfg, f"saturation_upper_limit_{side}", None)
+        if lower is not None and upper is not None and not lower < upper:
+            raise UserError(f"--saturation_lower_limit_{side} {lower} must be below "
+                            f"--saturation_upper_limit_{side} {upper}")
     if getattr(cfg, "device_target", None) == "CPU" and getattr(cfg, "amp_level", "O0") != "O0":
         raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
 

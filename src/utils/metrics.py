@@ -68,6 +68,29 @@ def multiscale_cc_metrics(n_cc, concordance):
     return {f"CC_scale{k}": (lambda p, t, k=k: values(p, t)[k]) for k in range(n_cc)}
 
 
+def _relative_error(predicted, true):
+    return (predicted - true) / abs(true) if true != 0 else math.nan
+
+
+def physical_metrics(prediction, target, signed):
+    """Metrics in the target's own units (FITS, npy, tif data), on the pixels where the target
+    has data (NaN in `target` marks missing pixels, which are left out): mean absolute error,
+    RMS error, pixel-to-pixel Pearson CC; for signed fields (magnetograms) also the total
+    unsigned flux sum|B| and net flux sum B of target and prediction (in unit x pixels) and the
+    prediction's relative error on each."""
+    valid = np.isfinite(target)
+    if not valid.any():
+        return {}
+    p, t = np.asarray(prediction, np.float64)[valid], np.asarray(target, np.float64)[valid]
+    row = {"MAE_phys": float(np.mean(np.abs(p - t))), "RMSE_phys": float(np.sqrt(np.mean((p - t) ** 2))),
+           "CC_phys": pearson_cc(p, t)}
+    if signed:
+        for kind, flux in (("unsigned", lambda a: float(np.sum(np.abs(a)))), ("net", lambda a: float(np.sum(a)))):
+            row[f"flux_{kind}_target"], row[f"flux_{kind}_pred"] = flux(t), flux(p)
+            row[f"flux_{kind}_relerr"] = _relative_error(row[f"flux_{kind}_pred"], row[f"flux_{kind}_target"])
+    return row
+
+
 # The flags metrics_for reads; export records them so inference away from eval.py scores alike.
 METRIC_FLAGS = ("n_CC", "ccc")
 
@@ -92,7 +115,7 @@ def summarise(rows, names=tuple(METRICS)):
     apart, as `n_inf`)."""
     summary = {}
     for name in names:
-        values = np.array([row[name] for row in rows], np.float64)
+        values = np.array([row.get(name, math.nan) for row in rows], np.float64)
         finite = values[np.isfinite(values)]
         stats = {"n": int(len(values)), "n_inf": int(np.isinf(values).sum())}
         if len(finite):
