@@ -263,6 +263,15 @@ def test_short_fits_training_writes_fits_predictions_in_physical_units(tmp_path)
     target = load_target_physical(find_pairs(val, cfg=cfg)[0], cfg)
     assert np.isnan(target[0, :3, :3]).all()  # off-disk pixels are left out of the metrics
     assert float(rows[0]["flux_unsigned_target"]) == pytest.approx(np.nansum(np.abs(target)), rel=1e-5)
+    # the exported model's card carries the FITS settings: predict.py writes the same FITS
+    result = run_entry("export.py", [*model, "--ckpt", tmp_path / "ckpt" / "Generator_2.ckpt",
+                                     "--file_name", tmp_path / "g"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_entry("predict.py", ["--mindir", tmp_path / "g.mindir", "--input_dir", os.path.join(val, "input"),
+                                      "--predict_dir", tmp_path / "by_mindir"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    by_mindir = fits.getdata(tmp_path / "by_mindir" / "hmi_00.fits")
+    assert np.abs(by_mindir - data).max() < 1e-5 * 1500
 
 
 def sunpy_test_file(name):
