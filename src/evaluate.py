@@ -12,8 +12,8 @@ import os
 import numpy as np
 
 from src.dataset.io import EIGHT_BIT_FORMATS, write_image
-from src.dataset.normalize import side_scaling, to_physical
-from src.dataset.pairs import data_format, load_pair, load_target_physical, write_prediction
+from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
+from src.dataset.pairs import data_format, load_target, write_prediction
 from src.dataset.transforms import resize_chw
 from src.utils.metrics import compute_metrics, metrics_for, physical_metrics, summarise
 from src.utils.report import image_row
@@ -31,12 +31,14 @@ def collage(source, target, prediction):
     return image_row((source, target, prediction, error_panel(prediction, target)))
 
 
-def physical_row(pair, restored, cfg):
-    """Metrics in physical units for scientific targets (FITS, npy, tif); none for 8-bit images."""
+def physical_row(restored, target_physical, cfg):
+    """Metrics in physical units for scientific targets (FITS, npy, tif), over the target's valid
+    pixels; none for 8-bit images."""
     if data_format(cfg, "target") in EIGHT_BIT_FORMATS:
         return {}
     scaling = side_scaling(cfg, "target")
-    return physical_metrics(to_physical(restored, scaling), load_target_physical(pair, cfg), scaling.signed)
+    valid_only = np.where(missing_mask(target_physical, scaling), np.nan, target_physical)
+    return physical_metrics(to_physical(restored, scaling), valid_only, scaling.signed)
 
 
 def evaluate(items, cfg, predict_dir, report_dir, progress=print):
@@ -47,13 +49,14 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print):
     for number, (pair, source, prediction, original_size) in enumerate(items, 1):
         _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
         source_full = resize_chw(source, tuple(original_size))
-        target = load_pair(pair, cfg)[1] if pair.target_path else None
+        target_physical = load_target(pair, cfg)
+        target = None if target_physical is None else to_model(target_physical, side_scaling(cfg, "target"))
         os.makedirs(collage_dir, exist_ok=True)
         write_image(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"),
                     collage(source_full, target, restored))
         if target is not None:
             rows.append({"name": pair.name, **compute_metrics(restored, target, functions),
-                         **physical_row(pair, restored, cfg)})
+                         **physical_row(restored, target_physical, cfg)})
         total = total or getattr(items, "__len__", lambda: None)()
         progress(f"[{number}{'/' + str(total) if total else ''}] {pair.name}")
     if not rows:

@@ -13,7 +13,7 @@ from conftest import run_entry
 from src.dataset.io import read_array, read_fits
 from src.dataset.normalize import Scaling, side_scaling, to_model, to_physical
 from src.dataset.pairing import split_groups
-from src.dataset.pairs import find_pairs, load_pair, load_target_physical
+from src.dataset.pairs import find_pairs, load_pair, load_target
 from src.dataset.transforms import crop_and_flip
 from src.utils.errors import UserError
 from src.utils.metrics import physical_metrics
@@ -176,6 +176,20 @@ def test_pair_files_pairs_by_key_and_reports_missing_partners(tmp_path):
     assert load_pair(pairs[0], cfg)[1].shape == (1, 4, 4)
 
 
+def test_folders_of_different_formats_pair_by_name_without_extension(tmp_path):
+    make_named_files(tmp_path / "input", ["a.fits", "b.fits"])
+    os.makedirs(tmp_path / "target")
+    for name in ("a", "b"):
+        np.save(tmp_path / "target" / f"{name}.npy", np.ones((4, 4), np.float32))
+    cfg = types.SimpleNamespace(direction="AtoB", data_format_input="fits", data_format_target="npy",
+                                input_nc=1, output_nc=1)
+    pairs = find_pairs(str(tmp_path), cfg=cfg)
+    assert [(p.name, os.path.basename(p.target_path)) for p in pairs] == [("a.fits", "a.npy"), ("b.fits", "b.npy")]
+    os.remove(tmp_path / "target" / "b.npy")
+    with pytest.raises(UserError, match="1 file\\(s\\) have no partner in target/, e.g. b.fits"):
+        find_pairs(str(tmp_path), cfg=cfg)
+
+
 def test_pair_files_rejects_duplicate_keys(tmp_path):
     make_named_files(tmp_path / "a", ["x_AR1_v1.fits", "x_AR1_v2.fits"])
     make_named_files(tmp_path / "b", ["y_AR1.fits"])
@@ -260,9 +274,13 @@ def test_short_fits_training_writes_fits_predictions_in_physical_units(tmp_path)
     cfg = types.SimpleNamespace(direction="AtoB", data_format_input="fits", data_format_target="fits",
                                 input_nc=1, output_nc=1, saturation_lower_limit_target=-1500,
                                 saturation_upper_limit_target=1500)
-    target = load_target_physical(find_pairs(val, cfg=cfg)[0], cfg)
-    assert np.isnan(target[0, :3, :3]).all()  # off-disk pixels are left out of the metrics
+    target = load_target(find_pairs(val, cfg=cfg)[0], cfg)
+    assert np.isnan(target[0, :3, :3]).all()  # off-disk pixels, left out of the physical metrics
     assert float(rows[0]["flux_unsigned_target"]) == pytest.approx(np.nansum(np.abs(target)), rel=1e-5)
+    # the FITS holds the physical values the metrics were computed on (in G, not normalised)
+    valid = np.isfinite(target[0])
+    assert float(rows[0]["MAE_phys"]) == pytest.approx(np.mean(np.abs(data[valid] - target[0][valid])), rel=1e-4)
+    assert float(rows[0]["flux_unsigned_pred"]) == pytest.approx(np.sum(np.abs(data[valid])), rel=1e-4)
     # the exported model's card carries the FITS settings: predict.py writes the same FITS
     result = run_entry("export.py", [*model, "--ckpt", tmp_path / "ckpt" / "Generator_2.ckpt",
                                      "--file_name", tmp_path / "g"])

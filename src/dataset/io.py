@@ -28,10 +28,14 @@ def has_format(name, data_format):
     return name.lower().endswith(FORMAT_EXTENSIONS[data_format])
 
 
+# Longest first, so that `a.fits.gz` loses `.fits.gz`, not `.gz`.
+_KNOWN_EXTENSIONS = sorted({e for es in FORMAT_EXTENSIONS.values() for e in es}, key=len, reverse=True)
+
+
 def stem(name):
     """The file name without its format's extension (`a.fits.gz` -> `a`)."""
     lowered = name.lower()
-    for extension in sorted((e for es in FORMAT_EXTENSIONS.values() for e in es), key=len, reverse=True):
+    for extension in _KNOWN_EXTENSIONS:
         if lowered.endswith(extension):
             return name[:-len(extension)]
     return os.path.splitext(name)[0]
@@ -108,7 +112,7 @@ def read_fits(path, fits_hdu="auto"):
             warnings.simplefilter("always")
             with fits.open(path, memmap=False) as hdus:
                 hdu = _fits_hdu(hdus, fits_hdu, path)
-                data = np.array(hdu.data, dtype=np.float64 if hdu.data.dtype.itemsize > 4 else np.float32)
+                data = np.array(hdu.data)  # a copy that outlives the file
                 header = hdu.header.copy()
     except UserError:
         raise

@@ -1,5 +1,7 @@
 """Building a pairs.csv from two folders by a key in the file names, and splitting pairs into
 train and test without leaking a group (an active region, an observing day) across the split."""
+import csv
+import io
 import os
 import re
 
@@ -58,15 +60,12 @@ def write_pairs_csv(path, rows):
     """rows: [(key, input path, target path)], written relative to the CSV's folder."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    lines = ["key,input,target"]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["key", "input", "target"])
     for key, input_path, target_path in rows:
-        relative = [os.path.relpath(os.path.abspath(p), folder) for p in (input_path, target_path)]
-        lines.append(",".join(_csv_field(value) for value in (key, *relative)))
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def _csv_field(value):
-    return f'"{value.replace(chr(34), chr(34) * 2)}"' if any(c in value for c in ',"\n') else value
+        writer.writerow([key, *(os.path.relpath(os.path.abspath(p), folder) for p in (input_path, target_path))])
+    atomic_write_text(path, text.getvalue())
 
 
 def make_pairs(input_dir, target_dir, key_regex, target_key_regex, output, progress=print):

@@ -17,7 +17,7 @@ import numpy as np
 from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is_image_file,
                             read_ab_image, read_array, read_fits, stem, write_array, write_fits,
                             write_image)
-from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
+from src.dataset.normalize import side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
 
@@ -54,8 +54,7 @@ def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
         return read_pairs_csv(os.path.join(data_dir, PAIRS_CSV), flag)
     if os.path.isdir(os.path.join(data_dir, "input")) and os.path.isdir(os.path.join(data_dir, "target")):
         return _folder_pairs(data_dir, flag, cfg)
-    if cfg is not None and "image" not in {data_format(cfg, "input"), data_format(cfg, "target")} \
-            and not {data_format(cfg, "input"), data_format(cfg, "target")} <= set(EIGHT_BIT_FORMATS):
+    if cfg is not None and not {data_format(cfg, "input"), data_format(cfg, "target")} <= set(EIGHT_BIT_FORMATS):
         raise UserError(f"{flag} {data_dir}: {data_format(cfg, 'input')}/{data_format(cfg, 'target')} data "
                         f"need input/ and target/ subfolders or a {PAIRS_CSV}; AB images are 8-bit only")
     names = sorted(name for name in os.listdir(data_dir)
@@ -70,13 +69,20 @@ def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
 def read_pairs_csv(path, flag="--train_data_dir"):
     """Pairs listed in a CSV with columns input,target (paths relative to the CSV)."""
     folder = os.path.dirname(os.path.abspath(path))
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"input", "target"} <= set(reader.fieldnames):
-            raise UserError(f"{flag}: {path} needs the columns input,target; it has {reader.fieldnames}")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"input", "target"} <= set(reader.fieldnames):
+                raise UserError(f"{flag}: {path} needs the columns input,target; it has {reader.fieldnames}")
+            rows = list(reader)
+    except FileNotFoundError:
+        raise UserError(f"{flag} {path}: no such file") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{flag} {path}: not a readable CSV ({err})") from None
     pairs, names = [], set()
     for number, row in enumerate(rows, 2):
+        if not row["input"] or not row["target"]:
+            raise UserError(f"{path}:{number}: an input and a target path are needed, got {row}")
         input_path, target_path = (os.path.join(folder, row[side]) for side in ("input", "target"))
         for file in (input_path, target_path):
             if not os.path.isfile(file):
@@ -99,19 +105,30 @@ def _files_in(folder, data_format_name):
 
 
 def _folder_pairs(data_dir, flag, cfg):
-    """input/NAME paired with target/NAME; a file without its partner is an error naming it."""
+    """input/NAME paired with target/NAME by file name without its extension (so that a.fits
+    pairs with a.npy when the two sides have different formats); a file without its partner,
+    or two files of one name, is an error naming it."""
     sides = ("input", "target") if getattr(cfg, "direction", "AtoB") == "AtoB" else ("target", "input")
     formats = {folder: data_format(cfg, side) for folder, side in zip(("input", "target"), sides)}
-    inputs, targets = (_files_in(os.path.join(data_dir, side), formats[side]) for side in ("input", "target"))
+    by_stem = {}
+    for folder in ("input", "target"):
+        files = _files_in(os.path.join(data_dir, folder), formats[folder])
+        by_stem[folder] = {stem(name): name for name in files}
+        if len(by_stem[folder]) < len(files):
+            twins = sorted(set(files) - set(by_stem[folder].values()))
+            raise UserError(f"{flag} {data_dir}: {folder}/{twins[0]} has the same name as another file "
+                            "there but for its extension; keep one")
+    inputs, targets = by_stem["input"], by_stem["target"]
     for side, missing in (("target", sorted(set(inputs) - set(targets))),
                           ("input", sorted(set(targets) - set(inputs)))):
         if missing:
+            example = (inputs if side == "target" else targets)[missing[0]]
             raise UserError(f"{flag} {data_dir}: {len(missing)} file(s) have no partner in {side}/, "
-                            f"e.g. {missing[0]}")
+                            f"e.g. {example}")
     if not inputs:
         raise UserError(f"{flag} {data_dir}: input/ and target/ hold no {formats['input']} files")
-    return [Pair(name, os.path.join(data_dir, "input", name), os.path.join(data_dir, "target", name),
-                 "folders") for name in inputs]
+    return [Pair(inputs[key], os.path.join(data_dir, "input", inputs[key]),
+                 os.path.join(data_dir, "target", targets[key]), "folders") for key in sorted(inputs)]
 
 
 def find_inputs(data_dir, flag="--input_dir", cfg=None):
@@ -186,11 +203,10 @@ def write_prediction(pair, prediction, predict_dir, cfg, original_size):
     os.makedirs(predict_dir, exist_ok=True)
     path = os.path.join(predict_dir, prediction_name(pair, cfg))
     output_format, scaling = data_format(cfg, "target"), side_scaling(cfg, "target")
+    physical = to_physical(restored, scaling)
     if output_format in EIGHT_BIT_FORMATS:
-        physical = to_physical(restored, scaling)
         write_image(path, np.transpose(np.rint(np.clip(physical, 0, 255)), (1, 2, 0)).astype(np.uint8))
         return path, restored
-    physical = to_physical(restored, scaling)
     if output_format == "fits":
         if getattr(cfg, "fits_mean_channels", False):
             physical = physical.mean(axis=0, keepdims=True)
@@ -232,11 +248,11 @@ def write_preview(path, chw, scaling):
     write_image(path, np.rint(colours[:, :, :3] * 255).astype(np.uint8))
 
 
-def load_target_physical(pair, cfg):
-    """The target in its own units with missing pixels as NaN, for physical metrics."""
-    target = load_physical(pair, cfg)[1]
-    if target is None:
+def load_target(pair, cfg):
+    """The target alone, in its own units (None for an input without one): what eval scores
+    against, read once for both the network-scale and the physical metrics."""
+    if pair.target_path is None:
         return None
-    target = target.copy()
-    target[missing_mask(target, side_scaling(cfg, "target"))] = np.nan
-    return target
+    if pair.layout == "AB":
+        return load_physical(pair, cfg)[1]
+    return read_side(_ordered(pair, cfg)[1], cfg, "target")
