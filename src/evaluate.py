@@ -41,11 +41,13 @@ def physical_row(restored, target_physical, cfg):
     return physical_metrics(to_physical(restored, scaling), valid_only, scaling.signed)
 
 
-def evaluate(items, cfg, predict_dir, report_dir, progress=print):
-    """Write predictions and, where targets exist, metrics and the report. Returns the rows."""
+def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
+    """Write predictions and, where targets exist, metrics and the report. Returns the rows.
+    `total`: how many items there are, for the progress display (default: len(items) if any)."""
     os.makedirs(report_dir, exist_ok=True)
     collage_dir = os.path.join(report_dir, "collages")
-    rows, total, functions = [], None, metrics_for(cfg)
+    rows, functions = [], metrics_for(cfg)
+    total = total or (len(items) if hasattr(items, "__len__") else None)
     for number, (pair, source, prediction, original_size) in enumerate(items, 1):
         _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
         source_full = resize_chw(source, tuple(original_size))
@@ -57,7 +59,6 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print):
         if target is not None:
             rows.append({"name": pair.name, **compute_metrics(restored, target, functions),
                          **physical_row(restored, target_physical, cfg)})
-        total = total or getattr(items, "__len__", lambda: None)()
         progress(f"[{number}{'/' + str(total) if total else ''}] {pair.name}")
     if not rows:
         progress(f"no targets: predictions only, written to {os.path.abspath(predict_dir)}")

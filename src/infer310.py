@@ -14,11 +14,12 @@ import os
 import time
 
 import numpy as np
+from mindspore import Tensor
 
 from src.dataset.io import stem
 from src.dataset.pairs import Pair, find_inputs, find_pairs, load_eval_pair
 from src.evaluate import evaluate
-from src.export import data_config, read_model_card
+from src.export import data_config, load_mindir, read_model_card
 from src.utils.checkpoint import atomic_write_text
 from src.utils.errors import UserError
 
@@ -126,8 +127,6 @@ def latency_report(per_image_ms):
 def infer_bins(mindir, input_dir, output_dir, time_dir, manifest_path=None, progress=print):
     """What main does on the 310, with MindSpore's Python API: every .bin of the manifest through
     the MINDIR, outputs to `output_dir/<stem>_0.bin`, latency statistics to `time_dir`."""
-    from mindspore import Tensor
-    from src.export import load_mindir
     graph, card = load_mindir(mindir)
     input_shape = tuple(card["input_shape"])
     entries = read_manifest(manifest_path or os.path.join(input_dir, MANIFEST))
@@ -157,8 +156,14 @@ def _load_samples(preprocess_path):
     path = os.path.join(preprocess_path, SAMPLES)
     if not os.path.isfile(path):
         raise UserError(f"--preprocess_path {preprocess_path}: no {SAMPLES} (preprocess.py writes it)")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except ValueError as err:
+        raise UserError(f"{path}: not valid JSON ({err}); run preprocess.py again") from None
+    if not isinstance(record, dict) or not {"card", "samples"} <= set(record):
+        raise UserError(f"{path}: not a samples.json written by preprocess.py; run it again")
+    return record
 
 
 def result_items(preprocess_path, result_path, samples, cfg):
@@ -173,23 +178,10 @@ def result_items(preprocess_path, result_path, samples, cfg):
         yield pair, source[0], prediction[0], tuple(sample["original_size"])
 
 
-class _Sized:
-    """An iterator with a length, so that evaluate's progress shows [i/n]."""
-
-    def __init__(self, iterator, length):
-        self.iterator, self.length = iterator, length
-
-    def __iter__(self):
-        return self.iterator
-
-    def __len__(self):
-        return self.length
-
-
 def postprocess(preprocess_path, result_path, predict_dir, report_dir, progress=print):
     """Predictions from result_Files/ written and scored exactly as eval.py does."""
     record = _load_samples(preprocess_path)
     cfg = data_config(record["card"])
     samples = record["samples"]
-    items = _Sized(result_items(preprocess_path, result_path, samples, cfg), len(samples))
-    return evaluate(items, cfg, predict_dir, report_dir, progress)
+    return evaluate(result_items(preprocess_path, result_path, samples, cfg), cfg, predict_dir, report_dir,
+                    progress, total=len(samples))
