@@ -21,6 +21,13 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from src.utils import runtime_env  # noqa: E402  (importing src sets oneDNN's ISA before MindSpore loads)
+
+# The issue's targets for a 2-core machine of this project's kind (batch 1, ngf = ndf = 64).
+TARGETS = {"step_256_s": 0.70, "step_64_s": 0.06, "compile_s": 5.0, "peak_rss_256_mb": 2200}
+# The oneDNN setting without this project's cap: on AVX-512 CPUs, the reference-kernel fallback.
+UNCAPPED = {runtime_env.ISA_VARIABLE: "ALL"}
+
 
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -116,30 +123,99 @@ def measure_mindir(size, batch, repeats):
 MEASURES = {"train": measure_train_step, "pipeline": measure_pipeline, "mindir": measure_mindir}
 
 
-def run_isolated(kind, *args):
-    """Run one measurement in a fresh interpreter and return its JSON result."""
+def run_isolated(kind, *args, env=None):
+    """Run one measurement in a fresh interpreter; returns its JSON result and its whole stdout."""
     output = subprocess.run([sys.executable, os.path.abspath(__file__), "--measure", kind,
-                             *map(str, args)], capture_output=True, text=True, cwd=REPO)
+                             *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, **(env or {})})
     if output.returncode:
         raise SystemExit(f"bench: {kind} {args} failed:\n{output.stderr[-2000:]}")
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    return json.loads(output.stdout.strip().splitlines()[-1]), output.stdout
+
+
+def onednn_kernels(size):
+    """oneDNN's ISA and the implementation of each kind of primitive in a training step and an
+    exported-model inference at `size`, from ONEDNN_VERBOSE=1."""
+    verbose = {"ONEDNN_VERBOSE": "1"}
+    text = run_isolated("train", size, 1, "pix2pix", env=verbose)[1]
+    text += run_isolated("mindir", size, 1, 1, env=verbose)[1]
+    isa = [line.split("isa:", 1)[1].strip() for line in text.splitlines()
+           if line.startswith("onednn_verbose") and ",isa:" in line]
+    implementations = runtime_env.onednn_implementations(text)
+    return {"isa": isa[0] if isa else "unknown",
+            "primitives": {f"{kind} {prop}": counts for (kind, prop), counts in sorted(implementations.items())},
+            "reference_convolutions": runtime_env.reference_convolutions(implementations)}
+
+
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def machine():
     import mindspore
     with open("/proc/meminfo") as handle:
         total_kb = int(handle.readline().split()[1])
+    flags = runtime_env.cpu_flags()
     return {"cores": os.cpu_count(), "memory_gib": round(total_kb / 2 ** 20, 1),
-            "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "cpu": runtime_env.cpu_model(), "isa_flags": [f for f in ISA_FLAGS if f in flags],
+            "onednn_setting": {name: os.environ.get(name, "(unset)") for name in runtime_env.ISA_VARIABLES},
+            "python": platform.python_version(),
             "mindspore": mindspore.__version__, "date": datetime.date.today().isoformat(),
             "load_average_at_start": os.getloadavg()}
 
 
-def markdown(info, train, pipeline, mindir):
+def isa_markdown(info, kernels, uncapped):
+    setting = ", ".join(f"{k}={v}" for k, v in info["onednn_setting"].items())
+    lines = ["## CPU and oneDNN kernels", "",
+             f"CPU: {info['cpu']}; ISA flags: {' '.join(info['isa_flags']) or 'none found'}.",
+             f"This project's oneDNN setting here: {setting} (AVX-512 CPUs are capped at "
+             f"{runtime_env.ISA_ON_AVX512}; see README, \"Speed on every CPU\"). oneDNN reported ISA: "
+             f"{kernels['isa']}.", "",
+             "Implementation of each kind of primitive in a training step and an exported-model "
+             "inference (`ONEDNN_VERBOSE=1`):", "",
+             "| primitive | implementation (calls) |", "| --- | --- |"]
+    lines += [f"| {name} | {', '.join(f'`{impl}` ({n})' for impl, n in counts.items())} |"
+              for name, counts in kernels["primitives"].items()]
+    lines += ["", "Reference-kernel convolutions: " + (", ".join(map(str, kernels["reference_convolutions"]))
+                                                      or "none") + ".", "",
+              "Training step with this project's setting and with the cap off "
+              f"(`{runtime_env.ISA_VARIABLE}=ALL`, the fallback on AVX-512 CPUs):", "",
+              "| setting | size | median s/step | steps |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {r['size']} | {r['median_s']:.3f} | {r['n']} |" for name, r in uncapped]
+    if "avx512f" not in info["isa_flags"]:
+        lines += ["", "This CPU has no AVX-512: the cap does not apply and both settings run the same "
+                  "kernels, so the gap cannot be shown here (on a 2-core AMD EPYC Zen 4 the uncapped "
+                  "64-px step took 3.4-5 s against 0.115 s capped)."]
+    return lines
+
+
+def targets_markdown(train):
+    by_size = {r["size"]: r for r in train if r["model"] == "pix2pix"}
+    rows = []
+    for size, key in ((256, "step_256_s"), (64, "step_64_s")):
+        if size in by_size:
+            rows.append((f"step at {size}x{size}", f"{by_size[size]['median_s']:.3f} s", f"<= {TARGETS[key]} s",
+                         by_size[size]["median_s"] <= TARGETS[key]))
+    if by_size:
+        compile_s = max(r["compile_and_first_step_s"] for r in by_size.values())
+        rows.append(("compile + first step (largest size)", f"{compile_s:.1f} s", f"<= {TARGETS['compile_s']} s",
+                     compile_s <= TARGETS["compile_s"]))
+    if 256 in by_size:
+        rss = by_size[256]["peak_rss_mb"]
+        rows.append(("peak RSS at 256", f"{rss:.0f} MB", f"<= {TARGETS['peak_rss_256_mb']} MB",
+                     rss <= TARGETS["peak_rss_256_mb"]))
+    lines = ["## Targets (issue 12, for a 2-core machine of this kind)", "",
+             "| figure | measured | target | met |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {value} | {target} | {'yes' if met else 'no'} |" for name, value, target, met in rows]
+    return lines
+
+
+def markdown(info, train, pipeline, mindir, kernels, uncapped):
     lines = ["# Benchmarks", "", f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, "
              f"{info['cpu']}, Python {info['python']}, MindSpore {info['mindspore']}, {info['date']}; "
              f"load average at start {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}.",
-             "Written by `python bench/run.py`. Graph mode, CPU, float32.", "",
+             "Written by `python bench/run.py`. Graph mode, CPU, float32. Timings from different "
+             "machines, or from runs with other load, are not comparable.", "",
              "## Training step (batch 1, full-size networks: ngf = ndf = 64)", "",
              "| model | size | median s/step | p10 - p90 | steps | compile + first step s | peak RSS MB |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -158,6 +234,7 @@ def markdown(info, train, pipeline, mindir):
               "| size | batch | median s/call | p10 - p90 | ms per image |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['size']} | {r['batch']} | {r['median_s']:.3f} | {r['p10_s']:.3f} - {r['p90_s']:.3f} "
               f"| {r['per_image_ms']:.1f} |" for r in mindir]
+    lines += [""] + isa_markdown(info, kernels, uncapped) + [""] + targets_markdown(train)
     return "\n".join(lines) + "\n"
 
 
@@ -173,6 +250,11 @@ def main(argv=None):
                         help="images through the data pipeline per measurement (default: 64)")
     parser.add_argument("--mindir_size", type=int, default=256, help="inference size (default: 256)")
     parser.add_argument("--mindir_repeats", type=int, default=10, help="timed inference calls (default: 10)")
+    parser.add_argument("--uncapped_size", type=int, default=64,
+                        help="size of the step timed with oneDNN's ISA cap off; on an AVX-512 CPU that "
+                             "step runs reference kernels, about 35x slower (default: 64)")
+    parser.add_argument("--uncapped_steps", type=int, default=5,
+                        help="timed steps with the cap off (default: 5)")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"),
                         help="where to write the table (default: bench/RESULTS.md)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # one isolated measurement
@@ -186,16 +268,20 @@ def main(argv=None):
     for model in args.models:
         for size in args.sizes:
             print(f"training step: {model} {size}x{size} ...", flush=True)
-            train.append(run_isolated("train", size, args.steps, model))
+            train.append(run_isolated("train", size, args.steps, model)[0])
     pipeline = []
     for workers in (1, 2):
         print(f"data pipeline: {workers} worker(s) ...", flush=True)
-        pipeline.append(run_isolated("pipeline", args.pipeline_images, workers))
+        pipeline.append(run_isolated("pipeline", args.pipeline_images, workers)[0])
     mindir = []
     for batch in (1, 8):
         print(f"MINDIR inference: batch {batch} ...", flush=True)
-        mindir.append(run_isolated("mindir", args.mindir_size, batch, args.mindir_repeats))
-    text = markdown(info, train, pipeline, mindir)
+        mindir.append(run_isolated("mindir", args.mindir_size, batch, args.mindir_repeats)[0])
+    print("oneDNN kernels and the step with the ISA cap off ...", flush=True)
+    kernels = onednn_kernels(args.uncapped_size)
+    uncapped = [(name, run_isolated("train", args.uncapped_size, args.uncapped_steps, "pix2pix", env=env)[0])
+                for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
+    text = markdown(info, train, pipeline, mindir, kernels, uncapped)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -52,6 +52,8 @@ fi
 step build bash "$REPO_DIR/ascend310_infer/build.sh" "$BUILD_DIR"
 
 if [ -x "$BUILD_DIR/main" ]; then
+    # main is not Python, so it does not pass through src/: give it the same oneDNN ISA choice.
+    eval "$(cd "$REPO_DIR" && "$PYTHON" -c 'import src.utils.runtime_env as env; env.print_exports()')"
     step infer "$BUILD_DIR/main" --mindir_path "$MINDIR" --input0_path "$INPUTS" --device_type "$DEVICE_TYPE" \
         --device_id "$DEVICE_ID" --output_dir "$RUN_DIR/result_Files" --time_dir "$RUN_DIR/time_Result"
 elif [ "$DEVICE_TYPE" = CPU ]; then

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import src  # noqa: F401  (first: chooses oneDNN's CPU ISA and the log level before MindSpore loads)
+
 import mindspore as ms
 import numpy as np
 import pytest

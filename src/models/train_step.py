@@ -116,24 +116,26 @@ class GANTrainOneStep(nn.Cell):
     def construct(self, x, y, noise):
         fake, pullback_G = ms.vjp(self.netG, x, noise, weights=self.weights_G)
 
-        loss_D, pullback_D, aux_D = ms.vjp(self.loss_D, x, y, ops.stop_gradient(fake),
-                                           weights=self.weights_D, has_aux=True)
-        _, grads_D = pullback_D(self._scale_like(loss_D))
+        # vjp without has_aux: with it, MindSpore differentiates a wrapper of the loss cell and
+        # cannot merge that forward with the loss's own, so D would run twice per call (and
+        # update its batch-norm statistics twice). The aux terms get a zero seed instead.
+        (loss_D, aux_D), pullback_D = ms.vjp(self.loss_D, x, y, ops.stop_gradient(fake),
+                                             weights=self.weights_D)
+        grads_D = pullback_D(self._seed(loss_D, aux_D))[1]
         loss_D = self._apply(self.opt_D, self._finish(grads_D, self.reducer_D), loss_D)
 
         # G's objective sees D after its update, as in the sequential PyTorch step.
-        loss_G, pullback_loss_G, aux_G = ms.vjp(self.loss_G, x, y, ops.depend(fake, loss_D),
-                                                has_aux=True)
-        d_fake = pullback_loss_G(self._scale_like(loss_G))[2]
-        _, grads_G = pullback_G(ops.cast(d_fake, fake.dtype))
+        (loss_G, aux_G), pullback_loss_G = ms.vjp(self.loss_G, x, y, ops.depend(fake, loss_D))
+        d_fake = pullback_loss_G(self._seed(loss_G, aux_G))[2]
+        grads_G = pullback_G(ops.cast(d_fake, fake.dtype))[1]
         loss_G = self._apply(self.opt_G, self._finish(grads_G, self.reducer_G), loss_G)
         return (loss_D, loss_G) + aux_D + aux_G
 
-    def _scale_like(self, loss):
-        """The backward pass's seed: 1, or the loss scale when scaling is on."""
-        if self.use_loss_scale:
-            return ops.cast(self.loss_scale.scale, loss.dtype)
-        return ops.ones_like(loss)
+    def _seed(self, loss, aux):
+        """The backward pass's seed for (loss, aux): 1 (or the loss scale when scaling is on)
+        for the loss, 0 for the auxiliary terms it only reports."""
+        scale = ops.cast(self.loss_scale.scale, loss.dtype) if self.use_loss_scale else ops.ones_like(loss)
+        return scale, tuple(ops.zeros_like(term) for term in aux)
 
     def _finish(self, grads, reducer):
         if reducer is not None:
