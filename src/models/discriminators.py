@@ -2,7 +2,7 @@
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.models.layers import InstanceNorm2d, down_conv, norm_layer, uses_bias
+from src.models.layers import InstanceNorm2d, LeakyReLU, down_conv, norm_layer, uses_bias
 
 
 class NLayerDiscriminator(nn.Cell):
@@ -15,13 +15,13 @@ class NLayerDiscriminator(nn.Cell):
     def __init__(self, in_channels, ndf=64, n_layers=3, norm="batch", pad_mode="CONSTANT"):
         super().__init__()
         bias = uses_bias(norm)
-        layers = [down_conv(in_channels, ndf, pad_mode, has_bias=True), nn.LeakyReLU(0.2)]
+        layers = [down_conv(in_channels, ndf, pad_mode, has_bias=True), LeakyReLU(0.2)]
         width = ndf
         for n in range(1, n_layers + 1):
             next_width = ndf * min(2 ** n, 8)
             stride = 2 if n < n_layers else 1
             layers += [down_conv(width, next_width, pad_mode, has_bias=bias, stride=stride),
-                       norm_layer(norm, next_width), nn.LeakyReLU(0.2)]
+                       norm_layer(norm, next_width), LeakyReLU(0.2)]
             width = next_width
         layers.append(down_conv(width, 1, pad_mode, has_bias=True, stride=1))
         self.model = nn.SequentialCell(layers)
@@ -59,7 +59,7 @@ class FeaturePatchDiscriminator(nn.Cell):
                                 pad_mode="pad", padding=1, has_bias=True)]
             if index > 0:
                 layers.append(InstanceNorm2d())
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(LeakyReLU(0.2))
             blocks.append(nn.SequentialCell(layers))
         blocks.append(nn.Conv2d(n_df * 8, 1, 4, stride=1, pad_mode="pad", padding=1, has_bias=True))
         self.blocks = nn.CellList(blocks)

@@ -9,7 +9,7 @@ uninterrupted single-process run draws. Without noise (eval, export) dropout is 
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.models.layers import Mish, Pad2d, down_conv, norm_layer, up_conv, uses_bias
+from src.models.layers import LeakyReLU, Mish, Pad2d, down_conv, norm_layer, up_conv, uses_bias
 from src.utils.errors import UserError
 
 MIN_UNET_SIZE = 32
@@ -38,7 +38,7 @@ class UnetDown(nn.Cell):
     def __init__(self, in_channels, out_channels, norm, pad_mode, outermost, innermost):
         super().__init__()
         with_norm = not (outermost or innermost)
-        layers = [] if outermost else [nn.LeakyReLU(0.2)]
+        layers = [] if outermost else [LeakyReLU(0.2)]
         layers.append(down_conv(in_channels, out_channels, pad_mode, has_bias=uses_bias(norm) or not with_norm))
         if with_norm:
             layers.append(norm_layer(norm, out_channels))
