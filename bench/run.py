@@ -67,14 +67,17 @@ def measure_train_step(size, steps, model):
     y = Tensor(rng.uniform(-1, 1, (1, cfg.output_nc, size, size)).astype(np.float32))
     noise = Tensor(rng.random((1, max(1, netG.dropout_noise_size)), dtype=np.float32))
     started = time.perf_counter()
-    step(x, y, noise)[0].asnumpy()
+    step.compile(x, y, noise)
     compile_s = time.perf_counter() - started
+    started = time.perf_counter()
+    step(x, y, noise)[0].asnumpy()  # allocates the graph's memory: slower than the rest
+    first_step_s = time.perf_counter() - started
     times = []
     for _ in range(steps):
         started = time.perf_counter()
         step(x, y, noise)[0].asnumpy()
         times.append(time.perf_counter() - started)
-    return {"model": model, "size": size, "compile_and_first_step_s": compile_s, **timings(times),
+    return {"model": model, "size": size, "compile_s": compile_s, "first_step_s": first_step_s, **timings(times),
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -197,8 +200,8 @@ def targets_markdown(train):
             rows.append((f"step at {size}x{size}", f"{by_size[size]['median_s']:.3f} s", f"<= {TARGETS[key]} s",
                          by_size[size]["median_s"] <= TARGETS[key]))
     if by_size:
-        compile_s = max(r["compile_and_first_step_s"] for r in by_size.values())
-        rows.append(("compile + first step (largest size)", f"{compile_s:.1f} s", f"<= {TARGETS['compile_s']} s",
+        compile_s = max(r["compile_s"] for r in by_size.values())
+        rows.append(("compile (largest size)", f"{compile_s:.1f} s", f"<= {TARGETS['compile_s']} s",
                      compile_s <= TARGETS["compile_s"]))
     if 256 in by_size:
         rss = by_size[256]["peak_rss_mb"]
@@ -217,10 +220,11 @@ def markdown(info, train, pipeline, mindir, kernels, uncapped):
              "Written by `python bench/run.py`. Graph mode, CPU, float32. Timings from different "
              "machines, or from runs with other load, are not comparable.", "",
              "## Training step (batch 1, full-size networks: ngf = ndf = 64)", "",
-             "| model | size | median s/step | p10 - p90 | steps | compile + first step s | peak RSS MB |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| model | size | median s/step | p10 - p90 | steps | compile s | first step s | peak RSS MB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['model']} | {r['size']} | {r['median_s']:.3f} | {r['p10_s']:.3f} - {r['p90_s']:.3f} "
-              f"| {r['n']} | {r['compile_and_first_step_s']:.1f} | {r['peak_rss_mb']:.0f} |" for r in train]
+              f"| {r['n']} | {r['compile_s']:.1f} | {r['first_step_s']:.1f} | {r['peak_rss_mb']:.0f} |"
+              for r in train]
     lines += ["", "## Data pipeline alone (AB JPEG 512x256 -> 256x256 crops)", "",
               "| workers | images | images/s |", "| --- | --- | --- |"]
     lines += [f"| {r['workers']} | {r['images']} | {r['images_per_s']:.1f} |" for r in pipeline]
