@@ -6,6 +6,7 @@ the exported model gives exactly the checkpoint's output.
 """
 import json
 import os
+import sys
 import types
 
 import mindspore as ms
@@ -15,8 +16,20 @@ from mindspore import Tensor, nn
 from src.dataset.pairs import DATA_FLAGS
 from src.models import registry
 from src.utils import checkpoint
+from src.utils.config import apply_recorded_flags
 from src.utils.errors import UserError
 from src.utils.metrics import METRIC_FLAGS
+
+
+def resolve_checkpoint_flags(cfg, warn=lambda line: print(line, file=sys.stderr)):
+    """Take the training flags `cfg.ckpt` records (a contradicting flag is a UserError). A
+    checkpoint written before checkpoints recorded them is used with the flags given, and a hint."""
+    recorded = checkpoint.read_recorded_config(cfg.ckpt)
+    if recorded is None:
+        warn(f"note: {cfg.ckpt} records no training flags (written before checkpoints did); using the "
+             "flags given here, which must repeat training's model, size, format and normalisation flags")
+        return cfg
+    return apply_recorded_flags(cfg, recorded, cfg.ckpt)
 
 
 def load_generator(cfg):
@@ -28,14 +41,25 @@ def load_generator(cfg):
     return netG
 
 
+def export_size(cfg):
+    """The square size of the exported graph, or None for any height and width (MINDIR: MindSpore
+    exports dynamic dimensions; AIR and ONNX runtimes get the training size unless told)."""
+    size = cfg.image_size or (None if cfg.file_format == "MINDIR" else cfg.crop_size)
+    unit = registry.size_unit(cfg)
+    if size is not None and size % unit:
+        raise UserError(f"--image_size {size}: must be a multiple of {unit}, the size unit of this network")
+    return size
+
+
 def export_generator(cfg):
-    """Write the generator for inputs of batch_size x input_nc x image_size x image_size."""
+    """Write the generator for inputs of batch_size x input_nc x H x W (H, W: export_size)."""
     if cfg.file_format == "AIR" and cfg.device_target != "Ascend":
         raise UserError("--file_format AIR is written only on Ascend (--device_target Ascend); "
                         "use MINDIR here")
-    size = cfg.image_size or cfg.crop_size
+    size = export_size(cfg)
     netG = load_generator(cfg)
-    example = Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32))
+    example = (Tensor(shape=[cfg.batch_size, cfg.input_nc, None, None], dtype=ms.float32) if size is None
+               else Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32)))
     directory = os.path.dirname(os.path.abspath(cfg.file_name))
     os.makedirs(directory, exist_ok=True)
     try:
@@ -49,13 +73,15 @@ def export_generator(cfg):
     return path
 
 
-CARD_KEYS = ("input_shape", "output_nc", "data", "metrics", "checkpoint", "arch")
+CARD_KEYS = ("input_shape", "size_unit", "output_nc", "data", "metrics", "checkpoint", "arch")
 
 
 def write_model_card(exported_path, cfg, size):
-    """`<exported file>.json`: what the exported graph expects and how its data is read and
-    normalised, for predict.py and the 310 flow (which have no training flags)."""
-    card = {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "output_nc": cfg.output_nc,
+    """`<exported file>.json`: what the exported graph expects (input_shape: null height and
+    width for any size, multiples of size_unit) and how its data is read and normalised, for
+    predict.py and the 310 flow (which have no training flags)."""
+    card = {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "size_unit": registry.size_unit(cfg),
+            "output_nc": cfg.output_nc,
             "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
             "metrics": {name: getattr(cfg, name) for name in METRIC_FLAGS},
             "checkpoint": os.path.abspath(cfg.ckpt),
@@ -76,7 +102,7 @@ def read_model_card(path):
             card = json.load(handle)
     except ValueError as err:
         raise UserError(f"{card_path}: not valid JSON ({err})") from None
-    missing = [key for key in CARD_KEYS if key not in card]
+    missing = [key for key in CARD_KEYS if key not in card] if isinstance(card, dict) else ["fields"]
     if missing:
         raise UserError(f"{card_path}: no {', '.join(missing)}: written by an older export.py; "
                         "export the checkpoint again")
@@ -84,13 +110,12 @@ def read_model_card(path):
 
 
 def data_config(card):
-    """The settings the data layer and the metrics read (channels, size, direction, formats,
+    """The settings the data layer and the metrics read (channels, direction, formats,
     normalisation, CC scales), as the model was trained with them: how predict.py and the 310
     flow read and score data exactly like eval.py."""
-    batch, channels, size, _ = card["input_shape"]
-    del batch
-    return types.SimpleNamespace(**card["data"], **card["metrics"], input_nc=channels, output_nc=card["output_nc"],
-                                 crop_size=size, model=card["arch"]["model"], ckpt=card["checkpoint"])
+    return types.SimpleNamespace(**card["data"], **card["metrics"], input_nc=card["input_shape"][1],
+                                 output_nc=card["output_nc"], model=card["arch"]["model"], ckpt=card["checkpoint"])
+
 
 
 def load_mindir(path):
