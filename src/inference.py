@@ -47,9 +47,11 @@ def make_tiling(unit, tile_size, overlap=None, inference_size=None, exact=False)
     if tile_size % unit:
         raise UserError(f"--tile_size {tile_size}: must be a multiple of {unit}, the size unit of this "
                         f"network (e.g. {max(unit, tile_size // unit * unit)})")
-    overlap = tile_size // DEFAULT_OVERLAP_SHARE if overlap is None else overlap
-    if overlap * 2 >= tile_size:
-        raise UserError(f"--tile_overlap {overlap}: must be below half of --tile_size {tile_size}")
+    if overlap is None:
+        overlap = min(tile_size // DEFAULT_OVERLAP_SHARE, tile_size - unit)
+    if overlap * 2 >= tile_size or tile_size - overlap < unit:
+        raise UserError(f"--tile_overlap {overlap}: must be below half of --tile_size {tile_size} and at "
+                        f"most {tile_size - unit} (tiles start on multiples of the size unit {unit})")
     return Tiling(unit, tile_size, overlap, exact, inference_size)
 
 
@@ -61,8 +63,7 @@ def tiling_from_flags(cfg, unit, static_size=None):
     if cfg.inference_size not in (None, static_size):
         raise UserError(f"--inference_size {cfg.inference_size}: this model was exported for "
                         f"{static_size}x{static_size} inputs only")
-    overlap = cfg.tile_overlap if cfg.tile_overlap is not None and cfg.tile_overlap * 2 < static_size else None
-    return make_tiling(static_size, static_size, overlap, cfg.inference_size, exact=True)
+    return make_tiling(unit, static_size, cfg.tile_overlap, cfg.inference_size, exact=True)
 
 
 def card_tiling(card, cfg):
@@ -91,17 +92,23 @@ class Layout:
 
 
 def _padded_length(length, tiling):
-    if length > tiling.tile_size:
-        return length
-    return tiling.tile_size if tiling.exact else -(-length // tiling.unit) * tiling.unit
+    """Padded to a multiple of the size unit (and to a whole tile for exact tiles)."""
+    padded = -(-length // tiling.unit) * tiling.unit
+    return max(padded, tiling.tile_size) if tiling.exact else padded
 
 
-def tile_starts(length, tile, overlap):
-    """Evenly spread starts of tiles covering [0, length), neighbours overlapping >= overlap."""
+def tile_starts(length, tile, overlap, unit):
+    """Starts of tiles covering [0, length), neighbours overlapping by >= overlap. Starts are
+    multiples of `unit`: a network that downsamples by `unit` then sees every tile on the same
+    pixel grid as the whole image, so tiles agree with one another and with it."""
     if length <= tile:
         return (0,)
     count = math.ceil((length - overlap) / (tile - overlap))
-    return tuple(round(k * (length - tile) / (count - 1)) for k in range(count))
+    while True:
+        starts = [round(k * (length - tile) / (count - 1) / unit) * unit for k in range(count)]
+        if max(np.diff(starts)) <= tile - overlap:
+            return tuple(sorted(set(starts)))
+        count += 1
 
 
 def layout_for(height, width, tiling, name="image"):
@@ -119,8 +126,8 @@ def layout_for(height, width, tiling, name="image"):
     pad = ((padded[0] - height) // 2, (padded[0] - height + 1) // 2,
            (padded[1] - width) // 2, (padded[1] - width + 1) // 2)
     tile = (min(padded[0], tiling.tile_size), min(padded[1], tiling.tile_size))
-    return Layout(height, width, pad, tile_starts(padded[0], tile[0], tiling.overlap),
-                  tile_starts(padded[1], tile[1], tiling.overlap), tile)
+    return Layout(height, width, pad, tile_starts(padded[0], tile[0], tiling.overlap, tiling.unit),
+                  tile_starts(padded[1], tile[1], tiling.overlap, tiling.unit), tile)
 
 
 def split(image, layout):

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run_entry, write_ab_folder
-from src.dataset.pairs import find_pairs, load_eval_pair
+from src.dataset.pairs import find_pairs, load_input
 from src.export import data_config, read_model_card
+from src.inference import layout_for, make_tiling, split
 from src.infer310 import latency_report, read_bin, result_name, write_bin, write_manifest
 from src.models import registry
 from src.utils import checkpoint
@@ -103,11 +104,18 @@ def test_preprocess_writes_what_eval_feeds_the_network(exported, tmp_path):
     lines = (tmp_path / "manifest.tsv").read_text().splitlines()
     assert lines[0] == "file\tdtype\tshape" and len(lines) == 4
     channels = cfg.input_nc
+    # 40 px is reflect-padded to a multiple of the size unit: 64 for the U-Net, 40 for pix2pixCC's 4
+    layout = layout_for(40, 40, make_tiling(unit=read_model_card(mindir)["size_unit"], tile_size=1024))
+    shape = (1, channels, *layout.tile)
+    assert shape[2] == {32: 64, 4: 40}[read_model_card(mindir)["size_unit"]]
     for pair, line in zip(find_pairs(data), lines[1:]):
         stem = os.path.splitext(pair.name)[0]
-        assert line == f"{stem}.bin\tfloat32\t1,{channels},32,32"
-        source, _, _ = load_eval_pair(pair, cfg)
-        assert np.array_equal(read_bin(str(tmp_path / f"{stem}.bin"), (1, channels, 32, 32))[0], source)
+        assert line == f"{stem}.bin\tfloat32\t{','.join(map(str, shape))}"
+        source = load_input(pair, cfg)
+        padded = read_bin(str(tmp_path / f"{stem}.bin"), shape)[0]
+        assert np.array_equal(padded, split(source, layout)[0])
+        top, _, left, _ = layout.pad
+        assert np.array_equal(padded[:, top:top + 40, left:left + 40], source)
     samples = json.loads((tmp_path / "samples.json").read_text())["samples"]
     assert [s["original_size"] for s in samples] == [[40, 40]] * 3
 
