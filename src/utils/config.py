@@ -55,7 +55,7 @@ def _add_device(parser):
 
 
 def _add_model(parser):
-    group = parser.add_argument_group("model (must match between train, eval and export)")
+    group = parser.add_argument_group("model (recorded in the generator checkpoint: eval and export take them from there)")
     group.add_argument("--model", default="pix2pix", choices=["pix2pix", "pix2pixcc"],
                        help="pix2pix: U-Net + PatchGAN, GAN + L1; pix2pixcc: residual generator + "
                             "multi-scale feature PatchGANs, LSGAN + feature matching + correlation "
