@@ -1,7 +1,7 @@
 """Evaluate a generator checkpoint on paired data. `python eval.py --help` lists every flag."""
 from src.dataset.pairs import find_pairs
 from src.evaluate import evaluate
-from src.export import load_generator, resolve_checkpoint_flags
+from src.export import inference_batch_size, load_generator, resolve_checkpoint_flags
 from src.inference import network_run, predictions, tiling_from_flags
 from src.models import registry
 from src.utils.config import parse_args
@@ -16,8 +16,8 @@ def main(argv=None):
     set_context(cfg)
     pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg)
     netG = load_generator(cfg)
-    evaluate(predictions(pairs, cfg, network_run(netG), cfg.batch_size, tiling), cfg, cfg.predict_dir,
-             cfg.report_dir)
+    evaluate(predictions(pairs, cfg, network_run(netG), inference_batch_size(cfg), tiling), cfg,
+             cfg.predict_dir, cfg.report_dir)
     return 0
 
 

@@ -33,12 +33,22 @@ def resolve_checkpoint_flags(cfg, warn=lambda line: print(line, file=sys.stderr)
 
 
 def load_generator(cfg):
-    """The generator of `cfg.ckpt` in inference mode; a checkpoint of another architecture is a
-    one-line UserError naming the flags that differ."""
+    """The generator of `cfg.ckpt` in inference mode (dropout off; batch norm with the running
+    statistics, or each forward pass's own with --bn_stats image); a checkpoint of another
+    architecture is a one-line UserError naming the flags that differ."""
     netG = registry.build_generator(cfg)
     checkpoint.load_network(netG, cfg.ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")})
     netG.set_train(False)
+    if getattr(cfg, "bn_stats", "running") == "image":
+        for _, cell in netG.cells_and_names():
+            if isinstance(cell, nn.BatchNorm2d):
+                cell.use_batch_statistics = True
     return netG
+
+
+def inference_batch_size(cfg):
+    """Images per forward pass: one under --bn_stats image, whose statistics are per pass."""
+    return 1 if getattr(cfg, "bn_stats", "running") == "image" else cfg.batch_size
 
 
 def export_size(cfg):
@@ -57,6 +67,9 @@ def export_generator(cfg):
         raise UserError("--file_format AIR is written only on Ascend (--device_target Ascend); "
                         "use MINDIR here")
     size = export_size(cfg)
+    if cfg.bn_stats == "image" and cfg.batch_size != 1:
+        raise UserError(f"--bn_stats image takes the statistics of each forward pass: export with "
+                        f"--batch_size 1 (not {cfg.batch_size})")
     netG = load_generator(cfg)
     example = (Tensor(shape=[cfg.batch_size, cfg.input_nc, None, None], dtype=ms.float32) if size is None
                else Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32)))
@@ -84,7 +97,7 @@ def write_model_card(exported_path, cfg, size):
             "output_nc": cfg.output_nc,
             "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
             "metrics": {name: getattr(cfg, name) for name in METRIC_FLAGS},
-            "checkpoint": os.path.abspath(cfg.ckpt),
+            "checkpoint": os.path.abspath(cfg.ckpt), "bn_stats": cfg.bn_stats, "dropout_at_inference": False,
             "arch": {"model": cfg.model, **registry.arch(cfg, "generator")}}
     checkpoint.atomic_write_text(exported_path + ".json", json.dumps(card, indent=1))
     return card

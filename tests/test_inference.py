@@ -157,3 +157,29 @@ def test_a_checkpoint_without_records_works_with_flags_and_a_hint(trained, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     hints = [line for line in result.stderr.splitlines() if line.startswith("note:")]
     assert len(hints) == 1 and "records no training flags" in hints[0]
+
+
+def test_bn_stats_image_uses_each_images_statistics_and_exports(trained, tmp_path):
+    """--bn_stats image differs from the running statistics, is deterministic, and the MINDIR
+    exported with it gives the checkpoint's output and says so in its card (batch 1 only)."""
+    import mindspore as ms
+    from mindspore import Tensor, nn
+    _, ckpt, _ = trained
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 64, 96)).astype(np.float32)
+    outputs = {}
+    for stats in ("running", "image"):
+        cfg = resolve_checkpoint_flags(parse_args("eval", ["--val_data_dir", "x", "--ckpt", ckpt, "--bn_stats", stats]))
+        netG = load_generator(cfg)
+        outputs[stats] = netG(Tensor(x)).asnumpy()
+        assert np.array_equal(outputs[stats], netG(Tensor(x)).asnumpy())
+    assert np.abs(outputs["running"] - outputs["image"]).mean() > 1e-3
+    result = run_entry("export.py", ["--ckpt", ckpt, "--file_name", tmp_path / "g", "--bn_stats", "image"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    graph = nn.GraphCell(ms.load(str(tmp_path / "g.mindir")))
+    assert np.abs(graph(Tensor(x)).asnumpy() - outputs["image"]).max() < 1e-5
+    card = json.loads((tmp_path / "g.mindir.json").read_text())
+    assert card["bn_stats"] == "image" and card["dropout_at_inference"] is False
+    result = run_entry("export.py", ["--ckpt", ckpt, "--file_name", tmp_path / "g2", "--bn_stats", "image",
+                                     "--batch_size", "2"])
+    assert result.returncode == 2 and "export with --batch_size 1" in result.stderr
+    assert not os.path.exists(tmp_path / "g2.mindir")

@@ -276,6 +276,7 @@ def _add_eval(parser):
     group.add_argument("--report_dir", default="./results/eval",
                        help="metrics.csv, summary.json, metrics.png, report.pdf, collages/ "
                             "(default: %(default)s)")
+    _add_bn_stats(group)
 
 
 def _add_inference(parser):
@@ -292,6 +293,13 @@ def _add_inference(parser):
                             "resize the output back; default: translate at the input's own size")
 
 
+def _add_bn_stats(group):
+    group.add_argument("--bn_stats", default="running", choices=["running", "image"],
+                       help="batch-norm statistics when translating: running (the averages kept in "
+                            "training) or image (each forward pass's own, one image at a time, as the "
+                            "PyTorch pix2pix tests by default); dropout is off in both (default: %(default)s)")
+
+
 def _add_export(parser):
     group = parser.add_argument_group("export")
     group.add_argument("--ckpt", required=True, help="generator checkpoint (Generator_<epoch>.ckpt)")
@@ -305,6 +313,7 @@ def _add_export(parser):
     group.add_argument("--image_size", type=positive_int, default=None,
                        help="square input size of a static exported graph; default: any height and width "
                             "(multiples of the network's size unit) for MINDIR, --crop_size for AIR and ONNX")
+    _add_bn_stats(group)
     _add_direction(group)
 
 
