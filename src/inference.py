@@ -120,7 +120,7 @@ def layout_for(height, width, tiling, name="image"):
         size = tiling.inference_size
         return Layout(height, width, (0, 0, 0, 0), (0,), (0,), (size, size), resized=True)
     padded = (_padded_length(height, tiling), _padded_length(width, tiling))
-    if min(height, width) * 2 < min(padded):
+    if height * 2 < padded[0] or width * 2 < padded[1]:
         raise UserError(f"{name}: {width}x{height} is less than half the {padded[1]}x{padded[0]} this "
                         f"network takes; translate it resized with --inference_size {tiling.unit}")
     pad = ((padded[0] - height) // 2, (padded[0] - height + 1) // 2,
