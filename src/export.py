@@ -21,6 +21,16 @@ from src.utils.errors import UserError
 from src.utils.metrics import METRIC_FLAGS
 
 
+def recorded_flags(cfg):
+    """{flag: value} a generator checkpoint records: what eval and export need to build the
+    generator and read data as training did (model, its architecture flags and channels, the crop
+    size the U-Net's depth follows, direction, formats, normalisation, FITS settings). Flags
+    that shape only training (loss weights, the discriminator) or the evaluation (the CC
+    metrics' --ccc, --n_CC), and run settings (batch size, folders, tiles) are free."""
+    names = ("model", "crop_size", *registry.arch(cfg, "generator"), *DATA_FLAGS)
+    return {name: getattr(cfg, name) for name in names if hasattr(cfg, name)}
+
+
 def resolve_checkpoint_flags(cfg, warn=lambda line: print(line, file=sys.stderr)):
     """Take the training flags `cfg.ckpt` records (a contradicting flag is a UserError). A
     checkpoint written before checkpoints recorded them is used with the flags given, and a hint."""

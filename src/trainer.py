@@ -10,9 +10,9 @@ from mindspore import Tensor
 
 from src.dataset.pairs import find_pairs, load_pair
 from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
+from src.export import recorded_flags
 from src.models import registry
 from src.utils import checkpoint
-from src.utils.config import recorded_flags
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates

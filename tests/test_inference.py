@@ -33,6 +33,17 @@ def test_tiles_reassemble_any_size_exactly(height, width):
         assert all(b - a <= 64 - 16 for a, b in zip(starts, starts[1:]))
 
 
+def test_a_static_graph_gets_tiles_of_exactly_its_size():
+    """A graph exported for 64x64 only: small images are padded up to it, large ones tiled by it."""
+    tiling = make_tiling(unit=16, tile_size=64, exact=True)
+    for height, width in ((40, 50), (40, 150)):
+        image = np.random.default_rng(0).normal(size=(1, height, width)).astype(np.float32)
+        seen = []
+        prediction = translate([image], lambda batch: seen.append(batch.shape) or batch - 1, 2, tiling)[0]
+        assert {shape[2:] for shape in seen} == {(64, 64)}
+        assert np.abs(prediction - (image - 1)).max() < 1e-5
+
+
 def test_inference_size_resizes_to_the_square_and_back():
     tiling = make_tiling(unit=16, tile_size=64, inference_size=32)
     image = np.random.default_rng(0).normal(size=(1, 50, 90)).astype(np.float32)

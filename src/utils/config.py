@@ -55,7 +55,7 @@ def _add_device(parser):
 
 
 def _add_model(parser):
-    group = parser.add_argument_group("model (recorded in the generator checkpoint: eval and export take them from there)")
+    group = parser.add_argument_group("model (the generator's flags are recorded in its checkpoint: eval and export take them from there)")
     group.add_argument("--model", default="pix2pix", choices=["pix2pix", "pix2pixcc"],
                        help="pix2pix: U-Net + PatchGAN, GAN + L1; pix2pixcc: residual generator + "
                             "multi-scale feature PatchGANs, LSGAN + feature matching + correlation "
@@ -452,20 +452,6 @@ def given_flags(entry, argv=None):
     for action in parser._actions:  # argparse keeps no public list of actions
         action.default = argparse.SUPPRESS
     return frozenset(vars(parser.parse_args(argv)))
-
-
-# Flags an inference run sets as it likes; every other flag of eval.py and export.py describes
-# how the model was trained and is recorded in the generator checkpoint.
-FREE_FLAGS = frozenset({"help", "device_target", "device_id", "run_distribute", "ckpt", "val_data_dir",
-                        "batch_size", "predict_dir", "report_dir", "file_name", "file_format",
-                        "image_size", "tile_size", "tile_overlap", "inference_size", "bn_stats"})
-
-
-def recorded_flags(cfg):
-    """{flag: value} of this (training) config that eval and export need to read data and build
-    the generator as training did: what a checkpoint records."""
-    names = {action.dest for entry in ("eval", "export") for action in build_parser(entry)._actions}
-    return {name: getattr(cfg, name) for name in sorted(names - FREE_FLAGS) if hasattr(cfg, name)}
 
 
 def apply_recorded_flags(cfg, recorded, source):
