@@ -1,8 +1,8 @@
 """Evaluate a generator checkpoint on paired data. `python eval.py --help` lists every flag."""
 from src.dataset.pairs import find_pairs
 from src.evaluate import evaluate
-from src.export import load_generator
-from src.inference import network_predictions
+from src.export import inference_batch_size, load_generator, resolve_checkpoint_flags
+from src.inference import network_run, predictions, tiling_from_flags
 from src.models import registry
 from src.utils.config import parse_args
 from src.utils.device import set_context
@@ -10,12 +10,14 @@ from src.utils.errors import run_cli
 
 
 def main(argv=None):
-    cfg = parse_args("eval", argv)
+    cfg = resolve_checkpoint_flags(parse_args("eval", argv))
     registry.check_model_config(cfg)
+    tiling = tiling_from_flags(cfg, registry.size_unit(cfg))
     set_context(cfg)
     pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg)
     netG = load_generator(cfg)
-    evaluate(network_predictions(netG, pairs, cfg), cfg, cfg.predict_dir, cfg.report_dir)
+    evaluate(predictions(pairs, cfg, network_run(netG), inference_batch_size(cfg), tiling), cfg,
+             cfg.predict_dir, cfg.report_dir)
     return 0
 
 

@@ -1,5 +1,5 @@
 """Export a generator checkpoint to MINDIR/AIR/ONNX. `python export.py --help` lists every flag."""
-from src.export import export_generator
+from src.export import export_generator, resolve_checkpoint_flags
 from src.models import registry
 from src.utils.config import parse_args
 from src.utils.device import set_context
@@ -7,7 +7,7 @@ from src.utils.errors import run_cli
 
 
 def main(argv=None):
-    cfg = parse_args("export", argv)
+    cfg = resolve_checkpoint_flags(parse_args("export", argv))
     registry.check_model_config(cfg)
     set_context(cfg)
     print(f"exported {export_generator(cfg)}")

@@ -2,7 +2,7 @@
 from src.dataset.pairs import find_inputs
 from src.evaluate import evaluate
 from src.export import data_config, load_mindir
-from src.inference import graph_predictions
+from src.inference import card_tiling, graph_run, predictions
 from src.utils.config import parse_args
 from src.utils.device import set_context
 from src.utils.errors import run_cli
@@ -13,9 +13,11 @@ def main(argv=None):
     set_context(cfg)
     graph, card = load_mindir(cfg.mindir)
     data_cfg = data_config(card)
+    tiling = card_tiling(card, cfg)
     pairs = find_inputs(cfg.input_dir, "--input_dir", data_cfg)
-    evaluate(graph_predictions(graph, card["input_shape"][0], pairs, data_cfg), data_cfg, cfg.predict_dir,
-             cfg.predict_dir + "_report")
+    batch_size = card["input_shape"][0]
+    evaluate(predictions(pairs, data_cfg, graph_run(graph, batch_size), batch_size, tiling), data_cfg,
+             cfg.predict_dir, cfg.predict_dir + "_report")
     return 0
 
 

@@ -6,7 +6,7 @@ from src.utils.errors import run_cli
 
 def main(argv=None):
     cfg = parse_args("preprocess", argv)
-    preprocess(cfg.mindir, cfg.dataset_path, cfg.output_path, cfg.inputs_only)
+    preprocess(cfg.mindir, cfg.dataset_path, cfg.output_path, cfg.inputs_only, cfg)
     return 0
 
 

@@ -123,7 +123,38 @@ def measure_mindir(size, batch, repeats):
     return {"size": size, "batch": batch, **result, "per_image_ms": 1000 * result["median_s"] / batch}
 
 
-MEASURES = {"train": measure_train_step, "pipeline": measure_pipeline, "mindir": measure_mindir}
+def measure_tiled(image_size, tile_size, crop_size):
+    """A one-channel FITS of image_size² through eval's path (read, normalise, translate in
+    tiles with the full-size U-Net trained at crop_size, blend, write FITS + preview): wall time
+    including compilation, and the process's peak RSS."""
+    graph_context()
+    from astropy.io import fits
+    from src.dataset.pairs import find_inputs
+    from src.evaluate import evaluate
+    from src.inference import layout_for, make_tiling, network_run, predictions
+    from src.models import registry
+    from src.utils.config import parse_args
+    folder = tempfile.mkdtemp(prefix="bench_tiled_")
+    os.makedirs(os.path.join(folder, "in"))
+    yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size
+    fits.PrimaryHDU((np.sin(20 * xx) * np.cos(13 * yy)).astype(np.float32)).writeto(
+        os.path.join(folder, "in", "disk.fits"))
+    cfg = parse_args("eval", ["--val_data_dir", folder, "--ckpt", "unused", "--crop_size", str(crop_size),
+                              "--input_nc", "1", "--output_nc", "1", "--data_format_input", "fits",
+                              "--data_format_target", "fits", "--tile_size", str(tile_size)])
+    netG = registry.build_generator(cfg)
+    netG.set_train(False)
+    tiling = make_tiling(registry.size_unit(cfg), tile_size)
+    started = time.perf_counter()
+    items = predictions(find_inputs(os.path.join(folder, "in"), "--input_dir", cfg), cfg, network_run(netG), 1, tiling)
+    evaluate(items, cfg, os.path.join(folder, "out"), os.path.join(folder, "report"), progress=lambda line: None)
+    return {"image_size": image_size, "tile_size": tile_size, "crop_size": crop_size,
+            "tiles": layout_for(image_size, image_size, tiling).count, "seconds": time.perf_counter() - started,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+MEASURES = {"train": measure_train_step, "pipeline": measure_pipeline, "mindir": measure_mindir,
+            "tiled": measure_tiled}
 
 
 def run_isolated(kind, *args, env=None):
@@ -213,7 +244,7 @@ def targets_markdown(train):
     return lines
 
 
-def markdown(info, train, pipeline, mindir, kernels, uncapped):
+def markdown(info, train, pipeline, mindir, tiled, kernels, uncapped):
     lines = ["# Benchmarks", "", f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, "
              f"{info['cpu']}, Python {info['python']}, MindSpore {info['mindspore']}, {info['date']}; "
              f"load average at start {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}.",
@@ -238,6 +269,11 @@ def markdown(info, train, pipeline, mindir, kernels, uncapped):
               "| size | batch | median s/call | p10 - p90 | ms per image |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['size']} | {r['batch']} | {r['median_s']:.3f} | {r['p10_s']:.3f} - {r['p90_s']:.3f} "
               f"| {r['per_image_ms']:.1f} |" for r in mindir]
+    lines += ["", "## A large one-channel FITS translated in tiles (eval's path, full-size U-Net)", "",
+              "| image | tile | tiles | U-Net trained at | seconds (with compilation) | peak RSS MB |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['image_size']}x{r['image_size']} | {r['tile_size']} | {r['tiles']} | {r['crop_size']} "
+              f"| {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |" for r in tiled]
     lines += [""] + isa_markdown(info, kernels, uncapped) + [""] + targets_markdown(train)
     return "\n".join(lines) + "\n"
 
@@ -259,6 +295,11 @@ def main(argv=None):
                              "step runs reference kernels, about 35x slower (default: 64)")
     parser.add_argument("--uncapped_steps", type=int, default=5,
                         help="timed steps with the cap off (default: 5)")
+    parser.add_argument("--tiled_size", type=int, default=4096,
+                        help="side of the one-channel FITS translated in tiles (default: 4096)")
+    parser.add_argument("--tiled_tile", type=int, default=1024, help="its tile size (default: 1024)")
+    parser.add_argument("--tiled_crop", type=int, default=256,
+                        help="training size of its U-Net (default: 256)")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"),
                         help="where to write the table (default: bench/RESULTS.md)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # one isolated measurement
@@ -281,11 +322,13 @@ def main(argv=None):
     for batch in (1, 8):
         print(f"MINDIR inference: batch {batch} ...", flush=True)
         mindir.append(run_isolated("mindir", args.mindir_size, batch, args.mindir_repeats)[0])
+    print(f"tiled inference: {args.tiled_size}x{args.tiled_size} FITS ...", flush=True)
+    tiled = [run_isolated("tiled", args.tiled_size, args.tiled_tile, args.tiled_crop)[0]]
     print("oneDNN kernels and the step with the ISA cap off ...", flush=True)
     kernels = onednn_kernels(args.uncapped_size)
     uncapped = [(name, run_isolated("train", args.uncapped_size, args.uncapped_steps, "pix2pix", env=env)[0])
                 for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
-    text = markdown(info, train, pipeline, mindir, kernels, uncapped)
+    text = markdown(info, train, pipeline, mindir, tiled, kernels, uncapped)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -19,11 +19,11 @@ echo "== training ($EPOCHS epochs)"
 "$PYTHON" train.py "${MODEL[@]}" --train_data_dir "$OUT/data/train" --val_data_dir "$OUT/data/test" \
     --load_size 72 --n_epochs $(( (EPOCHS + 1) / 2 )) --n_epochs_decay $(( EPOCHS / 2 )) --print_interval 50 \
     --ckpt_dir "$OUT/ckpt" --train_fakeimg_dir "$OUT/fake_img" --loss_show_dir "$OUT/loss_show"
-echo "== evaluating on the held-out photographs"
-"$PYTHON" eval.py "${MODEL[@]}" --val_data_dir "$OUT/data/test" --ckpt "$OUT/ckpt/Generator_$EPOCHS.ckpt" \
+echo "== evaluating on the held-out photographs (the checkpoint records the model flags)"
+"$PYTHON" eval.py --val_data_dir "$OUT/data/test" --ckpt "$OUT/ckpt/Generator_$EPOCHS.ckpt" \
     --batch_size 4 --predict_dir "$OUT/predict" --report_dir "$OUT/eval"
 echo "== exporting the MINDIR and translating the held-out inputs with it"
-"$PYTHON" export.py "${MODEL[@]}" --ckpt "$OUT/ckpt/Generator_$EPOCHS.ckpt" --file_name "$OUT/generator"
+"$PYTHON" export.py --ckpt "$OUT/ckpt/Generator_$EPOCHS.ckpt" --file_name "$OUT/generator"
 "$PYTHON" predict.py --mindir "$OUT/generator.mindir" --input_dir "$OUT/data/test_inputs" \
     --predict_dir "$OUT/predict_mindir"
 "$PYTHON" -m src.dataset.quickstart_data picture --collages "$OUT/eval/collages" --out "$OUT/quickstart.png"

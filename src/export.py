@@ -6,6 +6,7 @@ the exported model gives exactly the checkpoint's output.
 """
 import json
 import os
+import sys
 import types
 
 import mindspore as ms
@@ -15,27 +16,73 @@ from mindspore import Tensor, nn
 from src.dataset.pairs import DATA_FLAGS
 from src.models import registry
 from src.utils import checkpoint
+from src.utils.config import apply_recorded_flags
 from src.utils.errors import UserError
 from src.utils.metrics import METRIC_FLAGS
 
 
+def recorded_flags(cfg):
+    """{flag: value} a generator checkpoint records: what eval and export need to build the
+    generator and read data as training did (model, its architecture flags and channels, the crop
+    size the U-Net's depth follows, direction, formats, normalisation, FITS settings). Flags
+    that shape only training (loss weights, the discriminator) or the evaluation (the CC
+    metrics' --ccc, --n_CC), and run settings (batch size, folders, tiles) are free."""
+    names = ("model", "crop_size", *registry.arch(cfg, "generator"), *DATA_FLAGS)
+    return {name: getattr(cfg, name) for name in names if hasattr(cfg, name)}
+
+
+def resolve_checkpoint_flags(cfg, warn=lambda line: print(line, file=sys.stderr)):
+    """Take the training flags `cfg.ckpt` records (a contradicting flag is a UserError). A
+    checkpoint written before checkpoints recorded them is used with the flags given, and a hint."""
+    recorded = checkpoint.read_recorded_config(cfg.ckpt)
+    if recorded is None:
+        warn(f"note: {cfg.ckpt} records no training flags (written before checkpoints did); using the "
+             "flags given here, which must repeat training's model, size, format and normalisation flags")
+        return cfg
+    return apply_recorded_flags(cfg, recorded, cfg.ckpt)
+
+
 def load_generator(cfg):
-    """The generator of `cfg.ckpt` in inference mode; a checkpoint of another architecture is a
-    one-line UserError naming the flags that differ."""
+    """The generator of `cfg.ckpt` in inference mode (dropout off; batch norm with the running
+    statistics, or each forward pass's own with --bn_stats image); a checkpoint of another
+    architecture is a one-line UserError naming the flags that differ."""
     netG = registry.build_generator(cfg)
     checkpoint.load_network(netG, cfg.ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")})
     netG.set_train(False)
+    if getattr(cfg, "bn_stats", "running") == "image":
+        for _, cell in netG.cells_and_names():
+            if isinstance(cell, nn.BatchNorm2d):
+                cell.use_batch_statistics = True
     return netG
 
 
+def inference_batch_size(cfg):
+    """Images per forward pass: one under --bn_stats image, whose statistics are per pass."""
+    return 1 if getattr(cfg, "bn_stats", "running") == "image" else cfg.batch_size
+
+
+def export_size(cfg):
+    """The square size of the exported graph, or None for any height and width (MINDIR: MindSpore
+    exports dynamic dimensions; AIR and ONNX runtimes get the training size unless told)."""
+    size = cfg.image_size or (None if cfg.file_format == "MINDIR" else cfg.crop_size)
+    unit = registry.size_unit(cfg)
+    if size is not None and size % unit:
+        raise UserError(f"--image_size {size}: must be a multiple of {unit}, the size unit of this network")
+    return size
+
+
 def export_generator(cfg):
-    """Write the generator for inputs of batch_size x input_nc x image_size x image_size."""
+    """Write the generator for inputs of batch_size x input_nc x H x W (H, W: export_size)."""
     if cfg.file_format == "AIR" and cfg.device_target != "Ascend":
         raise UserError("--file_format AIR is written only on Ascend (--device_target Ascend); "
                         "use MINDIR here")
-    size = cfg.image_size or cfg.crop_size
+    size = export_size(cfg)
+    if cfg.bn_stats == "image" and cfg.batch_size != 1:
+        raise UserError(f"--bn_stats image takes the statistics of each forward pass: export with "
+                        f"--batch_size 1 (not {cfg.batch_size})")
     netG = load_generator(cfg)
-    example = Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32))
+    example = (Tensor(shape=[cfg.batch_size, cfg.input_nc, None, None], dtype=ms.float32) if size is None
+               else Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32)))
     directory = os.path.dirname(os.path.abspath(cfg.file_name))
     os.makedirs(directory, exist_ok=True)
     try:
@@ -49,16 +96,18 @@ def export_generator(cfg):
     return path
 
 
-CARD_KEYS = ("input_shape", "output_nc", "data", "metrics", "checkpoint", "arch")
+CARD_KEYS = ("input_shape", "size_unit", "output_nc", "data", "metrics", "checkpoint", "arch")
 
 
 def write_model_card(exported_path, cfg, size):
-    """`<exported file>.json`: what the exported graph expects and how its data is read and
-    normalised, for predict.py and the 310 flow (which have no training flags)."""
-    card = {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "output_nc": cfg.output_nc,
+    """`<exported file>.json`: what the exported graph expects (input_shape: null height and
+    width for any size, multiples of size_unit) and how its data is read and normalised, for
+    predict.py and the 310 flow (which have no training flags)."""
+    card = {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "size_unit": registry.size_unit(cfg),
+            "output_nc": cfg.output_nc,
             "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
             "metrics": {name: getattr(cfg, name) for name in METRIC_FLAGS},
-            "checkpoint": os.path.abspath(cfg.ckpt),
+            "checkpoint": os.path.abspath(cfg.ckpt), "bn_stats": cfg.bn_stats, "dropout_at_inference": False,
             "arch": {"model": cfg.model, **registry.arch(cfg, "generator")}}
     checkpoint.atomic_write_text(exported_path + ".json", json.dumps(card, indent=1))
     return card
@@ -76,7 +125,7 @@ def read_model_card(path):
             card = json.load(handle)
     except ValueError as err:
         raise UserError(f"{card_path}: not valid JSON ({err})") from None
-    missing = [key for key in CARD_KEYS if key not in card]
+    missing = [key for key in CARD_KEYS if key not in card] if isinstance(card, dict) else ["fields"]
     if missing:
         raise UserError(f"{card_path}: no {', '.join(missing)}: written by an older export.py; "
                         "export the checkpoint again")
@@ -84,13 +133,12 @@ def read_model_card(path):
 
 
 def data_config(card):
-    """The settings the data layer and the metrics read (channels, size, direction, formats,
+    """The settings the data layer and the metrics read (channels, direction, formats,
     normalisation, CC scales), as the model was trained with them: how predict.py and the 310
     flow read and score data exactly like eval.py."""
-    batch, channels, size, _ = card["input_shape"]
-    del batch
-    return types.SimpleNamespace(**card["data"], **card["metrics"], input_nc=channels, output_nc=card["output_nc"],
-                                 crop_size=size, model=card["arch"]["model"], ckpt=card["checkpoint"])
+    return types.SimpleNamespace(**card["data"], **card["metrics"], input_nc=card["input_shape"][1],
+                                 output_nc=card["output_nc"], model=card["arch"]["model"], ckpt=card["checkpoint"])
+
 
 
 def load_mindir(path):

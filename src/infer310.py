@@ -1,13 +1,15 @@
 """The Python halves of the Ascend 310 flow, and a CPU stand-in for its device step.
 
-    preprocess.py   dataset -> <stem>.bin (float32 NCHW, batch 1), manifest.tsv, samples.json
+    preprocess.py   dataset -> <stem>.bin (float32 NCHW, batch 1; <stem>.tile<k>.bin per tile of a
+                    large image), manifest.tsv, samples.json
     main (C++)      <stem>.bin -> result_Files/<stem>_0.bin, time_Result/test_perform_static.txt
     infer_bins.py   the same as main, with MindSpore's Python API (runs here, without a 310)
     postprocess.py  result_Files/ -> predictions named like the inputs, metrics, report
 
 A .bin is the raw little-endian float32 array with no header: what the C++ harness hands to
 `MSTensor` and gets back from `Predict`. The data are read and normalised by src/dataset, with
-the settings the exported model's card records, so the 310 flow sees exactly what eval.py sees.
+the settings the exported model's card records, and padded or tiled by src/inference, so the
+310 flow sees exactly what eval.py sees.
 """
 import json
 import os
@@ -17,9 +19,10 @@ import numpy as np
 from mindspore import Tensor
 
 from src.dataset.io import stem
-from src.dataset.pairs import Pair, find_inputs, find_pairs, load_eval_pair
+from src.dataset.pairs import Pair, find_inputs, find_pairs, load_input
 from src.evaluate import evaluate
 from src.export import data_config, load_mindir, read_model_card
+from src.inference import Tiling, card_tiling, layout_for, merge, split
 from src.utils.checkpoint import atomic_write_text
 from src.utils.errors import UserError
 
@@ -84,14 +87,21 @@ def read_manifest(path):
     return entries
 
 
-def preprocess(mindir, dataset_path, output_path, inputs_only=False, progress=print):
-    """Write one .bin per sample of `dataset_path` for the model `mindir`, normalised as eval.py
-    normalises, plus manifest.tsv and samples.json (what postprocess needs to name and score)."""
+def bin_names(name, count):
+    """The .bin files of an image cut into `count` tiles: <stem>.bin for a whole image."""
+    return [name + ".bin"] if count == 1 else [f"{name}.tile{k}.bin" for k in range(count)]
+
+
+def preprocess(mindir, dataset_path, output_path, inputs_only=False, flags=None, progress=print):
+    """Write the .bin files of every sample of `dataset_path` for the model `mindir`, normalised,
+    padded and tiled as eval.py does (--tile_size etc. in `flags`), plus manifest.tsv and
+    samples.json (what postprocess needs to reassemble, name and score)."""
     card = read_model_card(mindir)
     if card["input_shape"][0] != 1:
         raise UserError(f"--mindir {mindir}: exported with batch size {card['input_shape'][0]}; the 310 "
                         "flow feeds one image per .bin: export with --batch_size 1")
     cfg = data_config(card)
+    tiling = card_tiling(card, flags)
     pairs = (find_inputs(dataset_path, "--dataset_path", cfg) if inputs_only
              else find_pairs(dataset_path, "--dataset_path", cfg))
     stems = [stem(pair.name) for pair in pairs]
@@ -102,17 +112,20 @@ def preprocess(mindir, dataset_path, output_path, inputs_only=False, progress=pr
     os.makedirs(output_path, exist_ok=True)
     entries, samples = [], []
     for number, (pair, name) in enumerate(zip(pairs, stems), 1):
-        source, _, original_size = load_eval_pair(pair, cfg)
-        batch = source[None]
-        write_bin(os.path.join(output_path, name + ".bin"), batch)
-        entries.append((name + ".bin", batch.shape))
-        samples.append({"bin": name + ".bin", "name": pair.name, "input_path": os.path.abspath(pair.input_path),
+        source = load_input(pair, cfg)
+        tiles = split(source, layout_for(*source.shape[1:], tiling, pair.input_path))
+        bins = bin_names(name, len(tiles))
+        for bin_name, tile in zip(bins, tiles):
+            write_bin(os.path.join(output_path, bin_name), tile[None])
+            entries.append((bin_name, (1, *tile.shape)))
+        samples.append({"bins": bins, "name": pair.name, "input_path": os.path.abspath(pair.input_path),
                         "target_path": pair.target_path and os.path.abspath(pair.target_path),
-                        "layout": pair.layout, "original_size": list(original_size)})
-        progress(f"[{number}/{len(pairs)}] {pair.name} -> {name}.bin")
+                        "layout": pair.layout, "original_size": list(source.shape[1:])})
+        progress(f"[{number}/{len(pairs)}] {pair.name} -> {bins[0]}" + (f" ... ({len(bins)} tiles)" if len(bins) > 1 else ""))
     write_manifest(os.path.join(output_path, MANIFEST), entries)
     atomic_write_text(os.path.join(output_path, SAMPLES), json.dumps(
-        {"mindir": os.path.abspath(mindir), "card": card, "samples": samples}, indent=1))
+        {"mindir": os.path.abspath(mindir), "card": card, "tiling": tiling.to_dict(), "samples": samples},
+        indent=1))
     return entries
 
 
@@ -133,9 +146,9 @@ def infer_bins(mindir, input_dir, output_dir, time_dir, manifest_path=None, prog
     os.makedirs(output_dir, exist_ok=True)
     os.makedirs(time_dir, exist_ok=True)
     for name, shape in entries:
-        if tuple(shape) != input_shape:
+        if len(shape) != len(input_shape) or any(dim not in (None, size) for dim, size in zip(input_shape, shape)):
             raise UserError(f"{os.path.join(input_dir, name)}: shape {shape} in the manifest, the model "
-                            f"takes {input_shape}")
+                            f"takes {input_shape} (None: any size)")
     # Untimed warm-up, as main does: the first call pays for allocation and kernel selection.
     graph(Tensor(read_bin(os.path.join(input_dir, entries[0][0]), entries[0][1])))
     timings = []
@@ -161,21 +174,28 @@ def _load_samples(preprocess_path):
             record = json.load(handle)
     except ValueError as err:
         raise UserError(f"{path}: not valid JSON ({err}); run preprocess.py again") from None
-    if not isinstance(record, dict) or not {"card", "samples"} <= set(record):
+    if not isinstance(record, dict) or not {"card", "tiling", "samples"} <= set(record):
         raise UserError(f"{path}: not a samples.json written by preprocess.py; run it again")
     return record
 
 
-def result_items(preprocess_path, result_path, samples, cfg):
-    """(pair, input, prediction, original size) per sample, read back from the .bin files."""
-    output_shape = (1, cfg.output_nc, cfg.crop_size, cfg.crop_size)
+def result_items(preprocess_path, result_path, samples, cfg, tiling):
+    """(pair, input, prediction, original size) per sample, the prediction reassembled from the
+    tiles' output .bin files."""
     for sample in samples:
         pair = Pair(sample["name"], sample["input_path"], sample["target_path"], sample["layout"])
-        source = read_bin(os.path.join(preprocess_path, sample["bin"]), (1, cfg.input_nc, cfg.crop_size, cfg.crop_size))
-        prediction = read_bin(os.path.join(result_path, result_name(sample["bin"])), output_shape)
-        if not np.all(np.isfinite(prediction)):
-            raise UserError(f"{os.path.join(result_path, result_name(sample['bin']))}: NaN or inf in the output")
-        yield pair, source[0], prediction[0], tuple(sample["original_size"])
+        source = load_input(pair, cfg)
+        if list(source.shape[1:]) != sample["original_size"]:
+            raise UserError(f"{pair.input_path}: changed since preprocess.py read it; run it again")
+        layout = layout_for(*source.shape[1:], tiling, pair.input_path)
+        outputs = []
+        for bin_name in sample["bins"]:
+            path = os.path.join(result_path, result_name(bin_name))
+            output = read_bin(path, (1, cfg.output_nc, *layout.tile))[0]
+            if not np.all(np.isfinite(output)):
+                raise UserError(f"{path}: NaN or inf in the output")
+            outputs.append(output)
+        yield pair, source, merge(outputs, layout, tiling.overlap), source.shape[1:]
 
 
 def postprocess(preprocess_path, result_path, predict_dir, report_dir, progress=print):
@@ -183,5 +203,5 @@ def postprocess(preprocess_path, result_path, predict_dir, report_dir, progress=
     record = _load_samples(preprocess_path)
     cfg = data_config(record["card"])
     samples = record["samples"]
-    return evaluate(result_items(preprocess_path, result_path, samples, cfg), cfg, predict_dir, report_dir,
-                    progress, total=len(samples))
+    return evaluate(result_items(preprocess_path, result_path, samples, cfg, Tiling(**record["tiling"])), cfg,
+                    predict_dir, report_dir, progress, total=len(samples))

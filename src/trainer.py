@@ -10,6 +10,7 @@ from mindspore import Tensor
 
 from src.dataset.pairs import find_pairs, load_pair
 from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
+from src.export import recorded_flags
 from src.models import registry
 from src.utils import checkpoint
 from src.utils.device import set_context
@@ -86,6 +87,7 @@ class Trainer:
         cfg, main = self.cfg, self.ranks.is_main
         if main:
             self.loss_log.start(self.start_step)
+            checkpoint.save_run_config(cfg.ckpt_dir, cfg)
         print(f"rank {self.ranks.rank}/{self.ranks.size}: {len(self.pairs)} pairs, "
               f"{self.steps_per_epoch} steps per epoch, {cfg.epoch_num} epochs, "
               f"starting at step {self.start_step}", flush=True)
@@ -148,7 +150,8 @@ class Trainer:
         self.loss_log.plot(os.path.join(cfg.loss_show_dir, "loss_curve.png"))
         if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
             checkpoint.save_network(self.netG, os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
-                                    {"model": cfg.model, **registry.arch(cfg, "generator")})
+                                    {"model": cfg.model, **registry.arch(cfg, "generator")},
+                                    config=recorded_flags(cfg))
             checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
                                     {"model": cfg.model, **registry.arch(cfg, "discriminator")})
             checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)

@@ -51,7 +51,8 @@ def test_eval_writes_predictions_metrics_and_report(model, tmp_path):
     assert "L1" in result.stdout and "report.pdf" in result.stdout
 
 
-def exported_and_reference(model, tmp_path, file_format, suffix):
+def exported_and_reference(model, tmp_path, file_format, suffix, sizes=((32, 32),)):
+    """(exported file, [input of each size], [the checkpoint's output for it])."""
     root, ckpt, _ = model
     name = str(tmp_path / "generator")
     result = run_entry("export.py", ["--ckpt", ckpt, *MODEL_FLAGS, "--file_name", name,
@@ -60,23 +61,24 @@ def exported_and_reference(model, tmp_path, file_format, suffix):
     cfg = parse_args("eval", ["--val_data_dir", "x", "--ckpt", ckpt, *MODEL_FLAGS])
     from src.export import load_generator
     netG = load_generator(cfg)
-    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
-    return name + suffix, x, netG(Tensor(x)).asnumpy()
+    inputs = [np.random.default_rng(0).uniform(-1, 1, (2, 3, *size)).astype(np.float32) for size in sizes]
+    return name + suffix, inputs, [netG(Tensor(x)).asnumpy() for x in inputs]
 
 
-def test_exported_mindir_gives_the_checkpoint_output(model, tmp_path):
-    path, x, reference = exported_and_reference(model, tmp_path, "MINDIR", ".mindir")
+def test_exported_mindir_gives_the_checkpoint_output_at_any_size(model, tmp_path):
+    path, inputs, references = exported_and_reference(model, tmp_path, "MINDIR", ".mindir", ((32, 32), (64, 96)))
     graph = nn.GraphCell(ms.load(path))
-    assert np.abs(graph(Tensor(x)).asnumpy() - reference).max() < 1e-5
+    for x, reference in zip(inputs, references):
+        assert np.abs(graph(Tensor(x)).asnumpy() - reference).max() < 1e-5
     card = json.loads(open(path + ".json").read())
-    assert card["input_shape"] == [2, 3, 32, 32]
+    assert card["input_shape"] == [2, 3, None, None] and card["size_unit"] == 32
 
 
 @pytest.mark.xfail(strict=True, reason="MindSpore 2.10 writes the U-Net's Conv2dTranspose with an "
                    "output_shape attribute onnxruntime rejects (known limitation, see README)")
 def test_exported_onnx_gives_the_checkpoint_output(model, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
-    path, x, reference = exported_and_reference(model, tmp_path, "ONNX", ".onnx")
+    path, (x,), (reference,) = exported_and_reference(model, tmp_path, "ONNX", ".onnx")
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     output = session.run(None, {session.get_inputs()[0].name: x})[0]
     assert np.abs(output - reference).max() < 1e-5

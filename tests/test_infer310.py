@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run_entry, write_ab_folder
-from src.dataset.pairs import find_pairs, load_eval_pair
+from src.dataset.pairs import find_pairs, load_input
 from src.export import data_config, read_model_card
+from src.inference import layout_for, make_tiling, split
 from src.infer310 import latency_report, read_bin, result_name, write_bin, write_manifest
 from src.models import registry
 from src.utils import checkpoint
@@ -103,11 +104,18 @@ def test_preprocess_writes_what_eval_feeds_the_network(exported, tmp_path):
     lines = (tmp_path / "manifest.tsv").read_text().splitlines()
     assert lines[0] == "file\tdtype\tshape" and len(lines) == 4
     channels = cfg.input_nc
+    # 40 px is reflect-padded to a multiple of the size unit: 64 for the U-Net, 40 for pix2pixCC's 4
+    layout = layout_for(40, 40, make_tiling(unit=read_model_card(mindir)["size_unit"], tile_size=1024))
+    shape = (1, channels, *layout.tile)
+    assert shape[2] == {32: 64, 4: 40}[read_model_card(mindir)["size_unit"]]
     for pair, line in zip(find_pairs(data), lines[1:]):
         stem = os.path.splitext(pair.name)[0]
-        assert line == f"{stem}.bin\tfloat32\t1,{channels},32,32"
-        source, _, _ = load_eval_pair(pair, cfg)
-        assert np.array_equal(read_bin(str(tmp_path / f"{stem}.bin"), (1, channels, 32, 32))[0], source)
+        assert line == f"{stem}.bin\tfloat32\t{','.join(map(str, shape))}"
+        source = load_input(pair, cfg)
+        padded = read_bin(str(tmp_path / f"{stem}.bin"), shape)[0]
+        assert np.array_equal(padded, split(source, layout)[0])
+        top, _, left, _ = layout.pad
+        assert np.array_equal(padded[:, top:top + 40, left:left + 40], source)
     samples = json.loads((tmp_path / "samples.json").read_text())["samples"]
     assert [s["original_size"] for s in samples] == [[40, 40]] * 3
 
@@ -175,3 +183,29 @@ def test_run_infer_310_checks_its_arguments(exported, args, message):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert message in result.stderr.splitlines()[0] and "usage: bash scripts/run_infer_310.sh" in result.stderr
+
+
+def test_the_flow_tiles_large_images_as_eval_does(exported, tmp_path):
+    """100x100 inputs in 64-px tiles: preprocess writes one .bin per tile, postprocess blends them
+    back into eval.py's prediction at the input's size."""
+    flags, ckpt, mindir, _ = exported
+    data = write_ab_folder(str(tmp_path / "ab"), 2, size=100)
+    tiles = ["--tile_size", "64", "--tile_overlap", "16"]
+    assert run_entry("preprocess.py", ["--mindir", mindir, "--dataset_path", data, "--output_path",
+                                       tmp_path / "pre", *tiles]).returncode == 0
+    lines = (tmp_path / "pre" / "manifest.tsv").read_text().splitlines()
+    count = layout_for(100, 100, make_tiling(read_model_card(mindir)["size_unit"], 64, 16)).count
+    assert count >= 4 and len(lines) == 1 + 2 * count
+    assert all(line.split("\t")[2] == "1,3,64,64" for line in lines[1:]) and lines[1].startswith("000.tile0.bin")
+    assert run_entry("infer_bins.py", ["--mindir", mindir, "--input0_path", tmp_path / "pre", "--output_dir",
+                                       tmp_path / "out", "--time_dir", tmp_path / "t"]).returncode == 0
+    result = run_entry("postprocess.py", ["--preprocess_path", tmp_path / "pre", "--result_path", tmp_path / "out",
+                                          "--predict_dir", tmp_path / "p310", "--report_dir", tmp_path / "r310"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = run_entry("eval.py", ["--val_data_dir", data, "--ckpt", ckpt, *flags, *tiles,
+                                      "--predict_dir", tmp_path / "pe", "--report_dir", tmp_path / "re"])
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    for file in sorted(os.listdir(data)):
+        a = np.asarray(Image.open(tmp_path / "p310" / file), np.int16)
+        b = np.asarray(Image.open(tmp_path / "pe" / file), np.int16)
+        assert a.shape == (100, 100, 3) and np.abs(a - b).max() <= 1

@@ -175,12 +175,13 @@ def load_pair(pair, cfg):
     return source, None if target is None else to_model(target, side_scaling(cfg, "target"))
 
 
-def load_eval_pair(pair, cfg):
-    """For evaluation: (input resized to the model's size, target at its own size or None,
-    the input's original (height, width)). Both on the network's scale, CHW float32."""
-    source, target = load_pair(pair, cfg)
-    original_size = source.shape[1:]
-    return resize_chw(source, cfg.crop_size), target, original_size
+def load_input(pair, cfg):
+    """The network's input alone, at its own size, on the network's scale (CHW float32)."""
+    if pair.layout == "AB":
+        physical = load_physical(pair, cfg)[0]
+    else:
+        physical = read_side(pair.input_path if pair.layout == "input" else _ordered(pair, cfg)[0], cfg, "input")
+    return to_model(physical, side_scaling(cfg, "input"))
 
 
 def prediction_name(pair, cfg):

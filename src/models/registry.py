@@ -89,6 +89,14 @@ def arch(cfg, network):
             for key in _model(cfg)[f"{network}_arch"]}
 
 
+def size_unit(cfg):
+    """Input heights and widths the generator takes are multiples of this (and at least this):
+    2**depth for the U-Net, whose bottleneck is then 1x1; 2**n_downsample for pix2pixCC's."""
+    if cfg.model == "pix2pixcc":
+        return _pix2pixcc_size_unit(cfg)
+    return 2 ** unet_depth(cfg.crop_size)
+
+
 def check_model_config(cfg):
     """Raise UserError for flags the networks cannot take, before any file is read or written."""
     arch(cfg, "generator")

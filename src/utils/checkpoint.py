@@ -1,7 +1,11 @@
 """Checkpoints: atomic writes, architecture records, the resume state, and clear load errors.
 
 A checkpoint records the flags that shaped its network (`arch`, JSON) so that loading it into a
-differently configured network names the difference instead of failing on a tensor shape.
+differently configured network names the difference instead of failing on a tensor shape; a
+generator checkpoint also records every training flag inference needs (`config`, JSON: model,
+channels, direction, formats, normalisation, FITS settings), so that eval and export need no
+flags but the checkpoint. Each training run writes its whole resolved configuration to
+`config.json` beside the checkpoints.
 The resume state (`train_state.ckpt`: both networks, both optimisers, loss scale) is committed
 by writing `resume.json` last: a run killed mid-write resumes from the previous state.
 """
@@ -41,8 +45,37 @@ def atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def save_network(network, path, arch):
-    atomic_save(network, path, {"arch": json.dumps(arch, sort_keys=True)})
+RUN_CONFIG_FILE = "config.json"
+
+
+def save_network(network, path, arch, config=None):
+    """Save with the architecture record and, for a generator, the training flags inference needs."""
+    extra = {"arch": json.dumps(arch, sort_keys=True)}
+    if config is not None:
+        extra["config"] = json.dumps(config, sort_keys=True)
+    atomic_save(network, path, extra)
+
+
+def save_run_config(ckpt_dir, cfg):
+    """`<ckpt_dir>/config.json`: every flag of this run after defaults and derived values."""
+    values = {name: value for name, value in sorted(vars(cfg).items()) if name != "given_flags"}
+    atomic_write_text(os.path.join(ckpt_dir, RUN_CONFIG_FILE), json.dumps(values, indent=1) + "\n")
+
+
+def read_recorded_config(path, what="--ckpt"):
+    """The training flags a generator checkpoint records, or None for a checkpoint written before
+    checkpoints recorded them. Reads only that entry, not the weights."""
+    try:
+        entries = ms.load_checkpoint(path, choice_func=lambda name: name in ("config", "arch"))
+    except (ValueError, RuntimeError, OSError, TypeError):
+        # Neither entry (a checkpoint from elsewhere) or unreadable: the full read says which.
+        entries = read_checkpoint(path, what)
+    if "config" not in entries:
+        return None
+    try:
+        return json.loads(str(entries["config"]))
+    except ValueError:
+        raise UserError(f"{what} {path}: its recorded configuration is not valid JSON") from None
 
 
 def read_checkpoint(path, what="--ckpt"):

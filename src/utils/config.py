@@ -55,7 +55,7 @@ def _add_device(parser):
 
 
 def _add_model(parser):
-    group = parser.add_argument_group("model (must match between train, eval and export)")
+    group = parser.add_argument_group("model (the generator's flags are recorded in its checkpoint: eval and export take them from there)")
     group.add_argument("--model", default="pix2pix", choices=["pix2pix", "pix2pixcc"],
                        help="pix2pix: U-Net + PatchGAN, GAN + L1; pix2pixcc: residual generator + "
                             "multi-scale feature PatchGANs, LSGAN + feature matching + correlation "
@@ -276,6 +276,28 @@ def _add_eval(parser):
     group.add_argument("--report_dir", default="./results/eval",
                        help="metrics.csv, summary.json, metrics.png, report.pdf, collages/ "
                             "(default: %(default)s)")
+    _add_bn_stats(group)
+
+
+def _add_inference(parser):
+    group = parser.add_argument_group("inference at any size")
+    group.add_argument("--tile_size", type=positive_int, default=1024,
+                       help="images larger than this are translated in overlapping tiles of this size, "
+                            "blended without seams; a multiple of the network's size unit (2**depth of "
+                            "the U-Net, 2**n_downsample for pix2pixcc) (default: %(default)s)")
+    group.add_argument("--tile_overlap", type=non_negative_int, default=None,
+                       help="least overlap of neighbouring tiles in pixels, below half the tile; "
+                            "default: tile_size / 8")
+    group.add_argument("--inference_size", type=positive_int, default=None,
+                       help="the old behaviour: resize every input to this square size, translate, and "
+                            "resize the output back; default: translate at the input's own size")
+
+
+def _add_bn_stats(group):
+    group.add_argument("--bn_stats", default="running", choices=["running", "image"],
+                       help="batch-norm statistics when translating: running (the averages kept in "
+                            "training) or image (each forward pass's own, one image at a time, as the "
+                            "PyTorch pix2pix tests by default); dropout is off in both (default: %(default)s)")
 
 
 def _add_export(parser):
@@ -289,7 +311,9 @@ def _add_export(parser):
     group.add_argument("--batch_size", type=positive_int, default=1,
                        help="batch size the exported graph takes (default: %(default)s)")
     group.add_argument("--image_size", type=positive_int, default=None,
-                       help="square input size of the exported graph; default: --crop_size")
+                       help="square input size of a static exported graph; default: any height and width "
+                            "(multiples of the network's size unit) for MINDIR, --crop_size for AIR and ONNX")
+    _add_bn_stats(group)
     _add_direction(group)
 
 
@@ -374,10 +398,10 @@ def _add_split_data(parser):
 ENTRY_GROUPS = {
     "train": (_add_device, _add_model, _add_pix2pixcc, _add_init, _add_data, _add_data_format, _add_train_data,
               lambda p: _add_val_data(p, required=False), _add_optim, _add_train_output),
-    "eval": (_add_device, _add_model, _add_pix2pixcc, _add_eval, _add_data_format),
+    "eval": (_add_device, _add_model, _add_pix2pixcc, _add_eval, _add_data_format, _add_inference),
     "export": (_add_device, _add_model, _add_pix2pixcc, _add_export, _add_data_format),
-    "predict": (_add_device, _add_predict),
-    "preprocess": (_add_preprocess,),
+    "predict": (_add_device, _add_predict, _add_inference),
+    "preprocess": (_add_preprocess, _add_inference),
     "infer_bins": (_add_device, _add_infer_bins),
     "postprocess": (_add_postprocess,),
     "pair_files": (_add_pair_files,),
@@ -413,9 +437,34 @@ def build_parser(entry):
 
 
 def parse_args(entry, argv=None):
-    """Parse and check the flags of one entry point; mistakes raise UserError."""
+    """Parse and check the flags of one entry point; mistakes raise UserError. `cfg.given_flags`
+    holds the flags the command line set (as opposed to defaults)."""
     cfg = build_parser(entry).parse_args(argv)
     cfg.entry = entry
+    cfg.given_flags = given_flags(entry, argv)
+    validate(cfg)
+    return cfg
+
+
+def given_flags(entry, argv=None):
+    """The destinations the command line sets explicitly: parsed again with no defaults."""
+    parser = build_parser(entry)
+    for action in parser._actions:  # argparse keeps no public list of actions
+        action.default = argparse.SUPPRESS
+    return frozenset(vars(parser.parse_args(argv)))
+
+
+def apply_recorded_flags(cfg, recorded, source):
+    """Take the recorded training flags into `cfg`; a flag given on the command line with another
+    value is a UserError naming both."""
+    given = getattr(cfg, "given_flags", frozenset())
+    for name, value in recorded.items():
+        if not hasattr(cfg, name):
+            continue
+        if name in given and getattr(cfg, name) != value:
+            raise UserError(f"--{name} {getattr(cfg, name)} contradicts {source}, which was trained with "
+                            f"--{name} {value}; drop the flag (the checkpoint records it)")
+        setattr(cfg, name, value)
     validate(cfg)
     return cfg
 
