@@ -13,7 +13,7 @@ import numpy as np
 
 from src.dataset.io import EIGHT_BIT_FORMATS, write_image
 from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
-from src.dataset.pairs import data_format, load_target, write_prediction
+from src.dataset.pairs import check_same_size, data_format, load_target, write_prediction
 from src.dataset.transforms import resize_chw
 from src.utils.metrics import compute_metrics, metrics_for, physical_metrics, summarise
 from src.utils.report import image_row
@@ -49,9 +49,11 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     rows, functions = [], metrics_for(cfg)
     total = total or (len(items) if hasattr(items, "__len__") else None)
     for number, (pair, source, prediction, original_size) in enumerate(items, 1):
+        target_physical = load_target(pair, cfg)
+        if target_physical is not None:
+            check_same_size(pair, tuple(original_size), target_physical.shape)
         _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
         source_full = resize_chw(source, tuple(original_size))
-        target_physical = load_target(pair, cfg)
         target = None if target_physical is None else to_model(target_physical, side_scaling(cfg, "target"))
         os.makedirs(collage_dir, exist_ok=True)
         write_image(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"),

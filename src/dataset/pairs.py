@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is_image_file,
-                            read_ab_image, read_array, read_fits, stem, write_array, write_fits,
+                            read_ab_image, read_array, read_fits_header, stem, write_array, write_fits,
                             write_image)
 from src.dataset.normalize import side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
@@ -27,7 +27,7 @@ DATA_FLAGS = ("direction", "data_format_input", "data_format_target", "fits_hdu"
               *(f"{name}_{side}" for side in ("input", "target")
                 for name in ("logscale", "saturation_lower_limit", "saturation_upper_limit",
                              "saturation_clip", "nan_fill")),
-              "target_unit", "fits_mean_channels")
+              "target_unit", "fits_mean_channels", "lead_time")
 PAIRS_CSV = "pairs.csv"
 
 
@@ -175,6 +175,14 @@ def load_pair(pair, cfg):
     return source, None if target is None else to_model(target, side_scaling(cfg, "target"))
 
 
+def check_same_size(pair, source_shape, target_shape):
+    """A pair's input and target must cover the same pixels (CHW or (height, width) shapes)."""
+    (source_height, source_width), (target_height, target_width) = source_shape[-2:], target_shape[-2:]
+    if (source_height, source_width) != (target_height, target_width):
+        raise UserError(f"{pair.name}: input is {source_width}x{source_height}, target "
+                        f"{target_width}x{target_height}; a pair must be the same size")
+
+
 def load_eval_pair(pair, cfg):
     """For evaluation: (input resized to the model's size, target at its own size or None,
     the input's original (height, width)). Both on the network's scale, CHW float32."""
@@ -194,7 +202,7 @@ def prediction_name(pair, cfg):
 def write_prediction(pair, prediction, predict_dir, cfg, original_size):
     """Write a CHW prediction (network scale) at the input's original size, named like the input,
     in the target's format: 8-bit images as such; npy/tif/FITS in physical units, FITS with the
-    input's header, BUNIT and HISTORY, with a PNG preview beside them.
+    header of `prediction_header`, with a PNG preview beside them.
 
     Returns (path written, the prediction resized to original size, still normalised), so that
     metrics are computed on exactly what was written.
@@ -218,25 +226,16 @@ def write_prediction(pair, prediction, predict_dir, cfg, original_size):
 
 
 def prediction_header(pair, cfg):
-    """The input's FITS header (WCS, DATE-OBS, instrument keys) if it is a FITS file, with the
-    data-layout keys left to astropy, BUNIT of the target, and a HISTORY line naming the model."""
-    from astropy.io import fits
-    header = fits.Header()
-    if data_format(cfg, "input") == "fits" and pair.input_path:
-        header = read_fits(_ordered(pair, cfg)[0] if pair.layout != "input" else pair.input_path,
-                           getattr(cfg, "fits_hdu", "auto"))[1]
-        for key in ("BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM", "DATAMIN", "DATAMAX", "BUNIT"):
-            header.remove(key, ignore_missing=True, remove_all=True)
-    unit = getattr(cfg, "target_unit", None)
-    if not unit and pair.target_path and data_format(cfg, "target") == "fits":
-        unit = read_fits(_ordered(pair, cfg)[1], getattr(cfg, "fits_hdu", "auto"))[1].get("BUNIT")
-    if unit:
-        header["BUNIT"] = unit
-    # HISTORY cards wrap at 72 characters: one short fact per card keeps each readable.
-    header.add_history(f"MindSpore Pix2Pix prediction, model {getattr(cfg, 'model', 'pix2pix')}")
-    header.add_history(f"checkpoint {os.path.basename(str(getattr(cfg, 'ckpt', '-')))}")
-    header.add_history(f"input {os.path.basename(pair.input_path)}")
-    return header
+    """The header of a FITS prediction (src/dataset/fits_header.py): geometry of a FITS input,
+    instrument keywords and time of a FITS target when there is one, provenance."""
+    from src.dataset.fits_header import prediction_header as build
+    hdu = getattr(cfg, "fits_hdu", "auto")
+    input_path = pair.input_path if pair.layout == "input" else _ordered(pair, cfg)[0]
+    target_path = None if pair.layout in ("input", "AB") else _ordered(pair, cfg)[1]
+    input_header = read_fits_header(input_path, hdu) if data_format(cfg, "input") == "fits" else None
+    target_header = read_fits_header(target_path, hdu) if target_path and data_format(cfg, "target") == "fits" else None
+    return build(cfg, input_header, target_header, os.path.basename(input_path),
+                 target_path and os.path.basename(target_path))
 
 
 def write_preview(path, chw, scaling):

@@ -144,6 +144,17 @@ def optional_float(value):
     return None if value.lower() in ("none", "") else float(value)
 
 
+DURATION_UNITS = {"": 1.0, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(value):
+    """A time span such as 0, 90s, 12min, 6h or 1d, in seconds (a bare number: seconds)."""
+    match = re.fullmatch(r"\s*([-+]?\d+(?:\.\d*)?)\s*(s|min|h|d)?\s*", value)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 0, 90s, 12min, 6h or 1d, got {value!r}")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or ""]
+
+
 def _add_data_format(parser):
     group = parser.add_argument_group(
         "data formats and normalisation (names as in pix2pixCC; _input is the network's input, "
@@ -174,13 +185,19 @@ def _add_data_format(parser):
     group.add_argument("--target_unit", default=None,
                        help="BUNIT written into FITS predictions (e.g. Gauss); default: the target "
                             "file's BUNIT when there is one")
+    group.add_argument("--lead_time", type=duration, default=None,
+                       help="time from the input's observation to the target's, e.g. 0 (simultaneous), "
+                            "90s, 12min, 6h, 1d: a FITS prediction's DATE-OBS is the input's plus this; "
+                            "default: the target file's DATE-OBS in eval, none without a target")
     group.add_argument("--fits_mean_channels", type=str2bool, default=False,
                        help="True: a multi-channel prediction is written to FITS as the mean of its "
                             "channels (one image), as the solar pipeline does (default: %(default)s)")
     group.add_argument("--polarity_flip", type=str2bool, default=False,
-                       help="training only: multiply input and target by -1 at random (half the "
-                            "samples), for signed fields such as magnetograms; needs symmetric linear "
-                            "limits on both sides (default: %(default)s)")
+                       help="training only: for half the samples, mirror input and target left-right "
+                            "and multiply both by -1 (the solar pipeline's augmentation for "
+                            "line-of-sight magnetograms: mirroring alone breaks Hale's polarity rule); "
+                            "needs symmetric linear limits on both sides and no plain flip "
+                            "(default: %(default)s)")
 
 
 def _add_data(parser):
@@ -189,8 +206,10 @@ def _add_data(parser):
     group.add_argument("--load_size", type=positive_int, default=286,
                        help="images are resized to this square size before the random crop "
                             "(default: %(default)s)")
-    group.add_argument("--no_flip", type=str2bool, default=False,
-                       help="True: no random horizontal flip (default: %(default)s)")
+    group.add_argument("--no_flip", type=str2bool, default=None,
+                       help="True: no random horizontal flip; default: flip 8-bit images, not "
+                            "tif/npy/fits arrays, whose mirror is unphysical (a magnetogram's "
+                            "polarity rule, solar rotation in a t -> t+dt pair); False flips them too")
     group.add_argument("--batch_size", type=positive_int, default=1,
                        help="images per step on each device (default: %(default)s)")
     group.add_argument("--num_parallel_workers", type=positive_int, default=2,
@@ -432,12 +451,7 @@ def validate(cfg):
         cfg.epoch_num = cfg.n_epochs + cfg.n_epochs_decay
         if cfg.epoch_num == 0:
             raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
-    if getattr(cfg, "polarity_flip", False):
-        from src.dataset.normalize import side_scaling
-        for side in ("input", "target"):
-            if not side_scaling(cfg, side).signed:
-                raise UserError(f"--polarity_flip True needs a signed {side}: linear, with "
-                                f"--saturation_lower_limit_{side} = -(--saturation_upper_limit_{side})")
+    _resolve_flip(cfg)
     for side in ("input", "target"):
         lower = getattr(cfg, f"saturation_lower_limit_{side}", None)
         upper = getattr(cfg, f"saturation_upper_limit_{side}", None)
@@ -446,6 +460,26 @@ def validate(cfg):
                             f"--saturation_upper_limit_{side} {upper}")
     if getattr(cfg, "device_target", None) == "CPU" and getattr(cfg, "amp_level", "O0") != "O0":
         raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
+
+
+def _resolve_flip(cfg):
+    """--no_flip's default (flip 8-bit images only) and --polarity_flip's requirements."""
+    if not hasattr(cfg, "no_flip"):
+        return
+    from src.dataset.io import EIGHT_BIT_FORMATS
+    from src.dataset.normalize import side_scaling
+    arrays = any(getattr(cfg, f"data_format_{side}", "image") not in EIGHT_BIT_FORMATS
+                 for side in ("input", "target"))
+    if cfg.polarity_flip:
+        for side in ("input", "target"):
+            if not side_scaling(cfg, side).signed:
+                raise UserError(f"--polarity_flip True needs a signed {side}: linear, with "
+                                f"--saturation_lower_limit_{side} = -(--saturation_upper_limit_{side})")
+        if cfg.no_flip is False:
+            raise UserError("--polarity_flip True mirrors with sign reversal; --no_flip False would "
+                            "also mirror without it: drop --no_flip")
+    if cfg.no_flip is None:
+        cfg.no_flip = arrays or cfg.polarity_flip
 
 
 def flags_markdown(entry):

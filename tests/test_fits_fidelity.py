@@ -1,0 +1,200 @@
+"""Scientific fidelity of the FITS path (issue 15): polarity augmentation, BLANK of every
+integer type, prediction headers that sunpy reads right, size mismatches in eval, the log-scale
+inverse's range, and log-scale limits that look linear. Real files from sunpy's test data, and
+FITS written here."""
+import os
+import types
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from conftest import run_entry
+from src.dataset.io import read_array, read_fits
+from src.dataset.normalize import FLOAT32_MAX, Scaling, to_model, to_physical
+from src.dataset.pairs import Pair, write_prediction
+from src.dataset.transforms import crop_and_flip
+from src.evaluate import evaluate
+from src.utils.config import parse_args
+from src.utils.errors import DataWarning, UserError, run_cli
+from test_fits import MAGNETOGRAM, sunpy_test_file
+
+
+def bipole(size=16):
+    """A tilted bipole (positive east, negative west, in Gauss): no symmetry a mirror keeps."""
+    yy, xx = np.mgrid[:size, :size]
+    field = 1000 * np.exp(-((xx - 4) ** 2 + (yy - 6) ** 2) / 6.0) - 800 * np.exp(-((xx - 11) ** 2 + (yy - 9) ** 2) / 6.0)
+    return field[None].astype(np.float32)
+
+
+def test_polarity_flip_mirrors_and_negates_together_never_apart():
+    source, target = bipole(), 0.5 * bipole()
+    seen = set()
+    for seed in range(40):
+        s, t = crop_and_flip(source, target, np.random.default_rng(seed), 16, False, polarity_flip=True)
+        if np.array_equal(s, source):
+            seen.add("kept")
+            assert np.array_equal(t, target)
+        else:  # mirrored and negated, both sides alike: the leading polarity stays negative
+            assert np.array_equal(s, -source[:, :, ::-1]) and np.array_equal(t, -target[:, :, ::-1])
+            seen.add("mirrored and negated")
+    assert seen == {"kept", "mirrored and negated"}
+
+
+def train_cfg(*flags):
+    return parse_args("train", ["--train_data_dir", "x", *flags])
+
+
+def test_plain_flip_is_off_by_default_for_arrays_and_polarity_flip_excludes_it():
+    assert train_cfg().no_flip is False  # 8-bit images: the pix2pix flip
+    assert train_cfg("--data_format_input", "fits", "--data_format_target", "fits").no_flip is True
+    assert train_cfg("--data_format_target", "npy", "--no_flip", "False").no_flip is False  # asked for
+    assert train_cfg(*MAGNETOGRAM, "--polarity_flip", "True").no_flip is True
+    with pytest.raises(UserError, match="--polarity_flip True mirrors with sign reversal; --no_flip False"):
+        train_cfg(*MAGNETOGRAM, "--polarity_flip", "True", "--no_flip", "False")
+
+
+# (stored dtype, BZERO, BSCALE, BLANK): every FITS integer width, signed and unsigned by BZERO.
+INTEGER_CODINGS = [("u1", 0, 1, 255), ("u1", -128, 1, 0), (">i2", 0, 1, -32768), (">i2", 32768, 1, -32768),
+                   (">i2", 32768, 1, 0), (">i4", 0, 1, -2147483648), (">i4", 2 ** 31, 1, 7),
+                   (">i8", 0, 1, -1), (">i8", 2 ** 63, 1, 9), (">i2", 100, 0.5, -1)]
+
+
+@pytest.mark.parametrize("dtype,bzero,bscale,blank", INTEGER_CODINGS)
+def test_blank_pixels_are_missing_for_every_integer_type(tmp_path, dtype, bzero, bscale, blank):
+    raw = np.array([[blank, 1, 2], [3, blank, 5]], dtype)
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header["BZERO"], hdu.header["BSCALE"], hdu.header["BLANK"] = bzero, bscale, blank
+    hdu.writeto(tmp_path / "blank.fits")
+    data = read_array(str(tmp_path / "blank.fits"), "fits", 1)[0]
+    assert np.isnan(data).tolist() == [[True, False, False], [False, True, False]]
+    expected = np.array([1, 2, 3, 5], np.float64) * bscale + bzero
+    assert np.allclose(data[~np.isnan(data)], expected, rtol=1e-7)
+
+
+def test_blank_of_a_real_hmi_image_stored_as_unsigned_16_bit(tmp_path):
+    """The real HMI image (NaN off the disk) as an uncompressed and a Rice-compressed unsigned
+    16-bit file (BZERO 32768, BSCALE 1, BLANK at raw 0): the off-disk pixels stay missing."""
+    physical, header = read_fits(sunpy_test_file("resampled_hmi.fits"))
+    off_disk = np.isnan(physical)
+    counts = np.where(off_disk, 0, np.clip(np.rint(physical), 1, 65535))  # raw = counts - 32768
+    raw = (counts - 32768).astype(">i2")
+    plain = fits.PrimaryHDU(raw, header=header)
+    plain.header["BZERO"], plain.header["BSCALE"], plain.header["BLANK"] = 32768, 1, -32768
+    plain.writeto(tmp_path / "hmi_u16.fits")
+    compressed = fits.CompImageHDU(counts.astype(np.uint16))
+    compressed.header["BLANK"] = -32768  # astropy stores uint16 as int16 + 32768: counts 0 -> -32768
+    fits.HDUList([fits.PrimaryHDU(), compressed]).writeto(tmp_path / "hmi_u16.fits.fz")
+    for name in ("hmi_u16.fits", "hmi_u16.fits.fz"):
+        data = read_array(str(tmp_path / name), "fits", 1)[0]
+        assert np.array_equal(np.isnan(data), off_disk) and off_disk.sum() == 2430
+        assert np.array_equal(data[~off_disk], counts[~off_disk])
+
+
+def aia_to_hmi_pair(tmp_path):
+    """The real AIA 171 image as input; as target a magnetogram in Gauss on its grid, with the
+    real HMI file's header, observed 12 minutes later."""
+    aia = sunpy_test_file("aia_171_level1.fits")
+    hmi_header = fits.getheader(sunpy_test_file("resampled_hmi.fits"))
+    hmi_header["BUNIT"], hmi_header["CONTENT"] = "Gauss", "MAGNETOGRAM"
+    hmi_header["DATE-OBS"], hmi_header["T_OBS"] = "2011-02-15T00:12:00.00", "2011.02.15_00:12:34_TAI"
+    del hmi_header["BLANK"]
+    target = str(tmp_path / "hmi_m.fits")
+    fits.PrimaryHDU(np.zeros((128, 128), np.float32), header=hmi_header).writeto(target)
+    return Pair("aia_171.fits", aia, target, "folders")
+
+
+def fits_cfg(**changes):
+    values = dict(direction="AtoB", data_format_input="fits", data_format_target="fits", input_nc=1, output_nc=1,
+                  logscale_input=True, saturation_lower_limit_input=0, saturation_upper_limit_input=4,
+                  saturation_clip_input=True, saturation_lower_limit_target=-1500, saturation_upper_limit_target=1500,
+                  saturation_clip_target=True, model="pix2pixcc", ckpt="/runs/ckpt/Generator_200.ckpt",
+                  lead_time=None, target_unit=None)
+    return types.SimpleNamespace(**{**values, **changes})
+
+
+def test_prediction_header_has_input_geometry_target_keywords_and_provenance(tmp_path):
+    import sunpy.map
+    pair = aia_to_hmi_pair(tmp_path)
+    prediction = np.linspace(-0.5, 0.5, 128 * 128, dtype=np.float32).reshape(1, 128, 128)
+    path, _ = write_prediction(pair, prediction, str(tmp_path / "pred"), fits_cfg(), (128, 128))
+    header, aia = fits.getheader(path), fits.getheader(pair.input_path)
+    for key in ("CTYPE1", "CRPIX1", "CDELT2", "CRVAL1", "CROTA2", "DSUN_OBS", "HGLT_OBS", "RSUN_REF"):
+        assert header[key] == aia[key], key
+    assert header["INSTRUME"] == "HMI_FRONT2" and header["TELESCOP"] == "SDO/HMI" and header["BUNIT"] == "Gauss"
+    assert header["WAVELNTH"] == 6173.0 and header["DATE-OBS"] == "2011-02-15T00:12:00.000"
+    for key in ("DATAMEAN", "DATARMS", "MISSVALS", "DATAP99", "EXPTIME", "QUALITY", "T_OBS", "T_REC", "DETECTOR"):
+        assert key not in header or header[key] != aia.get(key), key
+    history = list(header["HISTORY"])
+    assert "checkpoint Generator_200.ckpt" in history and "input aia_171_level1.fits" in history
+    assert "input scaling: log10 0..4 -> -1..1, clipped, missing = 0.1" in history
+    assert "target scaling: linear -1500..1500 -> -1..1, clipped, missing = 0" in history
+    solar_map = sunpy.map.Map(path)
+    assert str(solar_map.unit) == "G" and solar_map.date.isot == "2011-02-15T00:12:00.000"
+    assert solar_map.instrument.startswith("HMI") and solar_map.data[0, 0] == pytest.approx(-750)
+
+
+def test_prediction_time_follows_the_lead_time_and_is_absent_when_unknown(tmp_path):
+    import sunpy.map
+    aia = sunpy_test_file("aia_171_level1.fits")
+    alone = Pair("aia_171.fits", aia, None, "input")  # predict.py: no target
+    prediction = np.zeros((1, 128, 128), np.float32)
+    times = {}
+    for lead in (0.0, 3600.0, None):
+        path, _ = write_prediction(alone, prediction, str(tmp_path / f"lead_{lead}"), fits_cfg(lead_time=lead,
+                                   target_unit="Gauss"), (128, 128))
+        times[lead] = fits.getheader(path).get("DATE-OBS")
+    assert times == {0.0: "2011-02-15T00:00:00.340", 3600.0: "2011-02-15T01:00:00.340", None: None}
+    assert sunpy.map.Map(str(tmp_path / "lead_3600.0" / "aia_171.fits")).date.isot == "2011-02-15T01:00:00.340"
+    assert "INSTRUME" not in fits.getheader(str(tmp_path / "lead_None" / "aia_171.fits"))
+    assert parse_args("eval", ["--val_data_dir", "v", "--ckpt", "c", "--lead_time", "12min"]).lead_time == 720
+
+
+def test_a_size_mismatch_is_the_same_one_line_error_in_train_and_eval(tmp_path):
+    for side, size in (("input", 40), ("target", 32)):
+        os.makedirs(tmp_path / side)
+        fits.PrimaryHDU(np.zeros((size, size), np.float32)).writeto(tmp_path / side / "m.fits")
+    result = run_entry("train.py", ["--train_data_dir", tmp_path, *MAGNETOGRAM, "--crop_size", "32"])
+    message = "m.fits: input is 40x40, target 32x32; a pair must be the same size"
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: {message}"
+    pair = Pair("m.fits", str(tmp_path / "input" / "m.fits"), str(tmp_path / "target" / "m.fits"), "folders")
+    cfg = parse_args("eval", ["--val_data_dir", str(tmp_path), "--ckpt", "g.ckpt", *MAGNETOGRAM, "--crop_size", "32"])
+    items = [(pair, np.zeros((1, 32, 32), np.float32), np.zeros((1, 32, 32), np.float32), (40, 40))]
+    with pytest.raises(UserError) as error:
+        evaluate(items, cfg, str(tmp_path / "pred"), str(tmp_path / "report"))
+    assert str(error.value) == message and not os.path.exists(tmp_path / "pred")
+
+
+def test_log_scale_inverse_clips_to_float32_with_a_count_or_to_the_limits():
+    unconstrained = np.array([[[0.0, 1.0, 30.0, 40.0]]], np.float32)  # 30, 40 -> 10^62, 10^82 for limits 0..4
+    with pytest.warns(DataWarning, match="2 output value\\(s\\) up to 10\\^82.0 exceed float32's range") as caught:
+        values = to_physical(unconstrained, Scaling(0, 4, logscale=True, side="target"))
+    assert "--saturation_clip_target True" in str(caught[0].message)
+    assert np.isfinite(values).all() and values.tolist()[0][0] == [100.0, 10000.0, FLOAT32_MAX, FLOAT32_MAX]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clipped = to_physical(unconstrained, Scaling(0, 4, logscale=True, clip=True))
+        linear = to_physical(np.array([[[-3.0, 0.5, 3.0]]]), Scaling(-1500, 1500, clip=True))
+    assert clipped.tolist() == [[[100.0, 10000.0, 10000.0, 10000.0]]]  # pix2pixCC clips the output
+    assert linear.tolist() == [[[-1500.0, 750.0, 1500.0]]]
+
+
+@pytest.mark.filterwarnings("default::src.utils.errors.DataWarning")  # pytest.ini ignores UserWarning
+def test_log_limits_that_look_linear_warn_once_with_the_range_seen(capsys):
+    eit = read_array(sunpy_test_file(os.path.join("EIT", "efz20040301.000010_s.fits")), "fits", 1)
+    positive = eit[eit > 0]
+    linear_looking = Scaling(1, 200, logscale=True, clip=True, side="input")
+
+    def normalise_twice(argv):
+        to_model(eit, linear_looking)
+        to_model(eit, linear_looking)
+        to_model(eit, Scaling(0, 4, logscale=True, side="target"))  # log10 limits: no warning
+        return 0
+
+    with pytest.raises(SystemExit) as finished:
+        run_cli(normalise_twice)
+    assert finished.value.code == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: --logscale_input True: the limits 1 .. 200 are log10")
+    assert f"the data seen span {positive.min():.4g} .. {positive.max():.4g}" in lines[0]
