@@ -198,3 +198,111 @@ def test_log_limits_that_look_linear_warn_once_with_the_range_seen(capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: --logscale_input True: the limits 1 .. 200 are log10")
     assert f"the data seen span {positive.min():.4g} .. {positive.max():.4g}" in lines[0]
+
+
+def concordance(t, p):
+    """Lin's concordance with unbiased variances, as pix2pixCC's CC loss (numpy reference)."""
+    t, p = t.astype(np.float64), p.astype(np.float64)
+    r = np.corrcoef(t, p)[0, 1]
+    return 2 * r * t.std(ddof=1) * p.std(ddof=1) / (t.var(ddof=1) + p.var(ddof=1) + (t.mean() - p.mean()) ** 2)
+
+
+def off_disk_images(size=32, seed=0):
+    """A target with a missing rim (off the disk) and a prediction that is good on the disk."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    valid = ((yy - size / 2 + 0.5) ** 2 + (xx - size / 2 + 0.5) ** 2 < (0.42 * size) ** 2)[None]
+    target = rng.uniform(-0.8, 0.8, (1, size, size)).astype(np.float32)
+    prediction = (target + rng.normal(0, 0.2, target.shape)).astype(np.float32)
+    return target, prediction, valid
+
+
+def test_metrics_and_the_cc_loss_count_only_pixels_with_data():
+    from mindspore import Tensor
+    from src.models.losses import MultiScaleCC
+    from src.utils.metrics import METRICS, compute_metrics, multiscale_cc_metrics
+    target, prediction, valid = off_disk_images()
+    functions = {**METRICS, **multiscale_cc_metrics(3, True)}
+    both_filled = compute_metrics(prediction, target, functions, valid)
+    garbage = np.where(valid, prediction, 0.9), np.where(valid, target, -0.9)  # other fill values
+    assert compute_metrics(*garbage, functions, valid) == pytest.approx(both_filled, rel=1e-5)
+    assert both_filled["CC"] == pytest.approx(np.corrcoef(prediction[valid], target[valid])[0, 1], rel=1e-6)
+    assert both_filled["L1"] == pytest.approx(np.abs(prediction - target)[valid].mean(), rel=1e-6)
+    assert both_filled["CC_scale0"] == pytest.approx(concordance(target[valid], prediction[valid]), rel=1e-4)
+    # counting the filled rim (identical in both) inflates CC: the masking matters
+    filled_t, filled_p = np.where(valid, target, 0.95), np.where(valid, prediction, 0.95)
+    assert compute_metrics(filled_p, filled_t)["CC"] > compute_metrics(filled_p, filled_t, valid=valid)["CC"] + 0.05
+    cell = MultiScaleCC(3, concordance=True)
+    weight = Tensor(valid[None].astype(np.float32))
+    masked = [float(v.asnumpy()) for v in cell(Tensor(filled_t[None]), Tensor(filled_p[None]), weight)]
+    other = [float(v.asnumpy()) for v in cell(Tensor(garbage[1][None]), Tensor(garbage[0][None]), weight)]
+    assert masked == pytest.approx(other, rel=1e-5)
+    unmasked = [float(v.asnumpy()) for v in cell(Tensor(filled_t[None]), Tensor(filled_p[None]))]
+    assert unmasked == pytest.approx([float(v.asnumpy()) for v in cell(Tensor(filled_t[None]), Tensor(filled_p[None]),
+                                                                      Tensor(np.ones((1, 1, 32, 32), np.float32)))])
+
+
+def test_the_training_step_fills_missing_target_pixels_and_leaves_them_out_of_the_cc_loss(tmp_path):
+    from mindspore import Tensor
+    from src.dataset.pairs import find_pairs
+    from src.dataset.pipeline import TrainSource
+    from src.models import registry
+    from test_fits import magnetogram_folder
+    cfg = parse_args("train", ["--train_data_dir", magnetogram_folder(str(tmp_path / "m"), 1), *MAGNETOGRAM,
+                               "--model", "pix2pixcc", "--crop_size", "32", "--load_size", "32", "--n_gf", "8",
+                               "--n_df", "8", "--n_residual", "1", "--n_downsample", "2", "--n_CC", "2"])
+    source, target, _ = TrainSource(find_pairs(cfg.train_data_dir, cfg=cfg), cfg, 1).sample(0)
+    assert np.isfinite(source).all() and np.isnan(target).any()  # the NaN corner (widened by the resize)
+    netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
+    step = registry.build_train_step(cfg, netG, netD, np.full(4, 1e-4, np.float32))
+    target_with_gaps, prediction, valid = off_disk_images()
+    y = np.where(valid, target_with_gaps, np.nan)[None]
+    x, noise = Tensor(prediction[None]), Tensor(np.zeros((1, 1), np.float32))
+    netG.set_train(True)
+    fake = netG(x, noise)
+    expected = np.mean([1 - float(v.asnumpy()) for v in MultiScaleCCFor(cfg)(
+        Tensor(np.where(valid, target_with_gaps, 0.0)[None]), fake, Tensor(valid[None].astype(np.float32)))])
+    losses = [float(v.asnumpy()) for v in step(x, Tensor(y), noise)]
+    assert np.isfinite(losses).all()
+    assert losses[-1] == pytest.approx(expected, rel=1e-4)  # loss_G_CC: the masked CC
+
+
+def MultiScaleCCFor(cfg):
+    from src.models.losses import MultiScaleCC
+    return MultiScaleCC(cfg.n_CC, concordance=cfg.ccc)
+
+
+def test_eval_counts_valid_pixels_and_draws_fits_in_solar_orientation_with_colour_bars(tmp_path):
+    import csv
+    from PIL import Image
+    from test_fits import magnetogram_folder
+    from src.dataset.pairs import find_pairs, load_eval_pair
+    data = magnetogram_folder(str(tmp_path / "val"), 2)
+    cfg = parse_args("eval", ["--val_data_dir", data, "--ckpt", "g.ckpt", *MAGNETOGRAM, "--crop_size", "32"])
+    pairs = find_pairs(data, cfg=cfg)
+    items = []
+    for pair in pairs:  # a "model" that predicts the target itself, with the filled corner
+        source, target, size = load_eval_pair(pair, cfg)
+        items.append((pair, source, target, size))
+    rows = evaluate(items, cfg, str(tmp_path / "pred"), str(tmp_path / "report"), progress=lambda line: None)
+    assert rows[0]["counted_fraction"] == pytest.approx(1 - 9 / 1600)  # the 3x3 NaN corner is left out
+    assert rows[0]["CC"] == 1.0 and rows[0]["MAE_phys"] == pytest.approx(0.0, abs=1e-3)
+    with open(tmp_path / "report" / "metrics.csv") as handle:
+        assert "counted_fraction" in next(csv.DictReader(handle))
+    assert (tmp_path / "report" / "report.pdf").read_bytes().startswith(b"%PDF")
+    for png in (tmp_path / "pred" / "hmi_00.png", tmp_path / "report" / "collages" / "hmi_00.png"):
+        rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+        red, blue = (rgb[..., 0] - rgb[..., 2] > 80), (rgb[..., 2] - rgb[..., 0] > 80)
+        assert red.sum() > 50 and blue.sum() > 50  # a diverging map, not grey
+    # orientation: a field rising with the row index shows its positive end at the top
+    from src.dataset.normalize import Scaling
+    from src.utils.report import write_science_figure
+    rising = np.repeat(np.linspace(-1500, 1500, 40)[:, None], 40, axis=1)
+    write_science_figure(str(tmp_path / "rising.png"), [("rising", rising, Scaling(-1500, 1500), "G")])
+    rgb = np.asarray(Image.open(tmp_path / "rising.png").convert("RGB")).astype(int)
+    panel = rgb[:, : int(rgb.shape[1] * 0.6)]  # the image, left of its colour bar
+    rows_red = np.nonzero((panel[..., 0] - panel[..., 2] > 80).any(axis=1))[0]
+    rows_blue = np.nonzero((panel[..., 2] - panel[..., 0] > 80).any(axis=1))[0]
+    assert rows_red.mean() < rows_blue.mean()  # PNG row 0 is the top
+    bar = rgb[:, int(rgb.shape[1] * 0.65):int(rgb.shape[1] * 0.8)]
+    assert (bar[..., 0] - bar[..., 2] > 80).any() and (bar[..., 2] - bar[..., 0] > 80).any()  # the colour bar

@@ -97,6 +97,11 @@ def to_model(values, scaling):
     return ((values - middle) / half).astype(np.float32)
 
 
+def fill_on_model_scale(scaling):
+    """The network-scale value a missing pixel of this side becomes."""
+    return float(to_model(np.full((1, 1, 1), np.nan), scaling)[0, 0, 0])
+
+
 _warned_scalings = set()
 _warned_lock = threading.Lock()
 

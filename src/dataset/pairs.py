@@ -17,9 +17,10 @@ import numpy as np
 from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is_image_file,
                             read_ab_image, read_array, read_fits_header, stem, write_array, write_fits,
                             write_image)
-from src.dataset.normalize import side_scaling, to_model, to_physical
+from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
+from src.utils.report import write_science_figure
 
 # The flags that decide how a sample is read and normalised (beyond channels and size); export
 # records them in the model card so that inference outside train/eval reads data identically.
@@ -167,12 +168,20 @@ def load_physical(pair, cfg):
     return read_side(first, cfg, "input"), read_side(second, cfg, "target")
 
 
-def load_pair(pair, cfg):
+def load_pair(pair, cfg, missing_as_nan=False):
     """(input, target) as float32 CHW arrays on the network's scale, input/target chosen by
-    cfg.direction; target is None for an input without one."""
+    cfg.direction; target is None for an input without one. With `missing_as_nan`, the
+    target's missing pixels are NaN instead of its fill value (the training step fills them
+    and leaves them out of the CC loss)."""
     source, target = load_physical(pair, cfg)
     source = to_model(source, side_scaling(cfg, "input"))
-    return source, None if target is None else to_model(target, side_scaling(cfg, "target"))
+    if target is None:
+        return source, None
+    scaling = side_scaling(cfg, "target")
+    normalised = to_model(target, scaling)
+    if missing_as_nan:
+        normalised[missing_mask(target, scaling)] = np.nan
+    return source, normalised
 
 
 def check_same_size(pair, source_shape, target_shape):
@@ -215,13 +224,17 @@ def write_prediction(pair, prediction, predict_dir, cfg, original_size):
     if output_format in EIGHT_BIT_FORMATS:
         write_image(path, np.transpose(np.rint(np.clip(physical, 0, 255)), (1, 2, 0)).astype(np.uint8))
         return path, restored
+    unit = getattr(cfg, "target_unit", None)
     if output_format == "fits":
         if getattr(cfg, "fits_mean_channels", False):
             physical = physical.mean(axis=0, keepdims=True)
-        write_fits(path, physical, prediction_header(pair, cfg))
+        header = prediction_header(pair, cfg)
+        unit = header.get("BUNIT")
+        write_fits(path, physical, header)
     else:
         write_array(path, physical, output_format)
-    write_preview(os.path.join(predict_dir, stem(os.path.basename(path)) + ".png"), restored, scaling)
+    write_science_figure(os.path.join(predict_dir, stem(os.path.basename(path)) + ".png"),
+                         [(os.path.basename(path), physical.mean(axis=0), scaling, unit)])
     return path, restored
 
 
@@ -229,22 +242,33 @@ def prediction_header(pair, cfg):
     """The header of a FITS prediction (src/dataset/fits_header.py): geometry of a FITS input,
     instrument keywords and time of a FITS target when there is one, provenance."""
     from src.dataset.fits_header import prediction_header as build
-    hdu = getattr(cfg, "fits_hdu", "auto")
-    input_path = pair.input_path if pair.layout == "input" else _ordered(pair, cfg)[0]
-    target_path = None if pair.layout in ("input", "AB") else _ordered(pair, cfg)[1]
-    input_header = read_fits_header(input_path, hdu) if data_format(cfg, "input") == "fits" else None
-    target_header = read_fits_header(target_path, hdu) if target_path and data_format(cfg, "target") == "fits" else None
+    input_path, target_path = side_paths(pair, cfg)
+    input_header, target_header = (side_header(path, cfg, side) for path, side in
+                                   ((input_path, "input"), (target_path, "target")))
     return build(cfg, input_header, target_header, os.path.basename(input_path),
                  target_path and os.path.basename(target_path))
 
 
-def write_preview(path, chw, scaling):
-    """A PNG of the first (or mean) channel on the network's scale: a diverging map for signed
-    fields (magnetograms), grey otherwise (EUV on a log scale)."""
-    from matplotlib import colormaps
-    image = np.clip(np.asarray(chw, np.float32).mean(axis=0), -1.0, 1.0)
-    colours = colormaps["RdBu_r" if scaling.signed else "gray"]((image + 1.0) / 2.0)
-    write_image(path, np.rint(colours[:, :, :3] * 255).astype(np.uint8))
+def side_paths(pair, cfg):
+    """(network input file, target file or None) of a pair; for AB images, the image and None."""
+    if pair.layout in ("input", "AB"):
+        return pair.input_path, None
+    return _ordered(pair, cfg)
+
+
+def side_header(path, cfg, side):
+    """The FITS header of one side's file, or None when it is not FITS (or there is none)."""
+    if path is None or data_format(cfg, side) != "fits":
+        return None
+    return read_fits_header(path, getattr(cfg, "fits_hdu", "auto"))
+
+
+def side_unit(path, cfg, side):
+    """The physical unit of one side: --target_unit for the target, else the file's BUNIT."""
+    if side == "target" and getattr(cfg, "target_unit", None):
+        return cfg.target_unit
+    header = side_header(path, cfg, side)
+    return None if header is None else header.get("BUNIT")
 
 
 def load_target(pair, cfg):

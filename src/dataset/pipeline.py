@@ -44,7 +44,9 @@ class TrainSource:
     def sample(self, ticket):
         epoch, index = divmod(int(ticket), len(self.pairs))
         rng = np.random.default_rng([self.cfg.seed, epoch, index])
-        source, target = load_pair(self.pairs[index], self.cfg)
+        # Missing target pixels stay NaN (a resize widens them by its kernel's reach) until the
+        # training step, which fills them and leaves them out of the CC loss.
+        source, target = load_pair(self.pairs[index], self.cfg, missing_as_nan=True)
         source = resize_chw(source, self.cfg.load_size)
         target = resize_chw(target, self.cfg.load_size)
         source, target = crop_and_flip(source, target, rng, self.cfg.crop_size, not self.cfg.no_flip,
