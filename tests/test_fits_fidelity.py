@@ -306,3 +306,43 @@ def test_eval_counts_valid_pixels_and_draws_fits_in_solar_orientation_with_colou
     assert rows_red.mean() < rows_blue.mean()  # PNG row 0 is the top
     bar = rgb[:, int(rgb.shape[1] * 0.65):int(rgb.shape[1] * 0.8)]
     assert (bar[..., 0] - bar[..., 2] > 80).any() and (bar[..., 2] - bar[..., 0] > 80).any()  # the colour bar
+
+
+def timed_folder(folder, times, prefix):
+    """FITS files named without any time, observed at `times` (ISO or JSOC T_REC form)."""
+    os.makedirs(folder, exist_ok=True)
+    for index, time in enumerate(times):
+        key = "T_REC" if "_TAI" in time else "DATE-OBS"
+        hdu = fits.PrimaryHDU(np.zeros((4, 4), np.float32))
+        hdu.header[key] = time
+        hdu.writeto(os.path.join(folder, f"{prefix}_{index:02d}.fits"))
+
+
+def test_pair_files_by_observation_time_with_a_lead_time_and_a_chronological_split(tmp_path):
+    import csv
+    aia = [f"2011-02-15T{hour:02d}:00:0{hour % 7}.5" for hour in range(8)]
+    hmi = [f"2011.02.15_{hour:02d}:0{hour % 4}:00_TAI" for hour in range(1, 9)] + ["2011.02.16_00:00:00_TAI"]
+    timed_folder(str(tmp_path / "aia"), aia[::-1], "aia")  # names in reverse time order
+    timed_folder(str(tmp_path / "hmi"), hmi, "hmi")
+    result = run_entry("pair_files.py", ["--input_dir", tmp_path / "aia", "--target_dir", tmp_path / "hmi",
+                                         "--time_tolerance", "2min", "--lead_time", "1h",
+                                         "--output", tmp_path / "pairs.csv"])
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "pairs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    # HMI at hour h+1 lies (h+1) % 4 minutes (+34 s TAI-UTC) after AIA's hour h + 1 h: within 2 min for
+    # (h+1) % 4 in {0, 1, 2}; the input at 02:00 (target 03:03) has none, nor the one at 06:00 (07:03)
+    assert [row["key"][:16] for row in rows] == [f"2011-02-15T{h:02d}:00" for h in (0, 1, 3, 4, 5, 7)]
+    assert rows[0]["input"] == "aia/aia_07.fits" and rows[0]["target"] == "hmi/hmi_00.fits"
+    assert "2 input file(s) have no partner" in result.stdout
+    result = run_entry("split_data.py", ["--pairs_csv", tmp_path / "pairs.csv", "--output_dir", tmp_path / "split",
+                                         "--test_ratio", "0.34", "--chronological", "True"])
+    assert result.returncode == 0, result.stderr
+    split = {}
+    for part in ("train", "test"):
+        with open(tmp_path / "split" / part / "pairs.csv") as handle:
+            split[part] = sorted(row["input"] for row in csv.DictReader(handle))
+    assert split["test"] == ["../../aia/aia_00.fits", "../../aia/aia_02.fits"]  # 07:00 and 05:00, the latest
+    assert len(split["train"]) == 4
+    result = run_entry("pair_files.py", ["--input_dir", tmp_path / "aia", "--target_dir", tmp_path / "hmi"])
+    assert result.returncode == 2 and "by name (--key_regex) or by time (--time_tolerance): give one" in result.stderr

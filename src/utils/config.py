@@ -366,12 +366,20 @@ def _add_pair_files(parser):
     group = parser.add_argument_group("pairing")
     group.add_argument("--input_dir", required=True, help="folder of input files")
     group.add_argument("--target_dir", required=True, help="folder of target files")
-    group.add_argument("--key_regex", required=True,
+    group.add_argument("--key_regex", default=None,
                        help="regular expression whose groups, found in an input file name, form the "
-                            "pairing key, e.g. 'AR(\\d+)_(\\d{8}_\\d{4})'")
+                            "pairing key, e.g. 'AR(\\d+)_(\\d{8}_\\d{4})'; needed unless --time_tolerance")
     group.add_argument("--target_key_regex", default=None,
                        help="the key's expression for target names when it differs (e.g. another "
                             "instrument's naming); default: --key_regex")
+    group.add_argument("--time_tolerance", type=duration, default=None,
+                       help="pair FITS files by observation time (DATE-OBS, DATE_OBS, T_OBS or T_REC) "
+                            "instead of by name: each input with the target observed closest to its "
+                            "time plus --lead_time, if within this (e.g. 6min); a target serves one "
+                            "input at most")
+    group.add_argument("--lead_time", type=duration, default=0.0,
+                       help="with --time_tolerance: the target is observed this long after the input, "
+                            "e.g. 6h for a 6-hour forecast (default: 0, simultaneous)")
     group.add_argument("--output", default="./pairs.csv",
                        help="pairs.csv to write (key,input,target; paths relative to it) (default: %(default)s)")
 
@@ -384,6 +392,11 @@ def _add_split_data(parser):
     group.add_argument("--test_ratio", type=float, default=0.2,
                        help="share of the pairs that go to test (default: %(default)s)")
     group.add_argument("--seed", type=int, default=1, help="seed of the split (default: %(default)s)")
+    group.add_argument("--chronological", type=str2bool, default=False,
+                       help="True: the latest pairs (by the input FITS files' observation times) go "
+                            "to test and the earlier ones to train, so that the test period follows "
+                            "training; with --group_regex, whole groups by their first time "
+                            "(default: %(default)s)")
     group.add_argument("--group_regex", default=None,
                        help="regular expression whose groups, found in the input file name, name a "
                             "group (e.g. 'AR(\\d+)'); a group lies wholly in train or in test, so "
@@ -452,6 +465,8 @@ def validate(cfg):
         if cfg.epoch_num == 0:
             raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
     _resolve_flip(cfg)
+    if getattr(cfg, "entry", None) == "pair_files" and (cfg.key_regex is None) == (cfg.time_tolerance is None):
+        raise UserError("pair_files.py pairs by name (--key_regex) or by time (--time_tolerance): give one")
     for side in ("input", "target"):
         lower = getattr(cfg, f"saturation_lower_limit_{side}", None)
         upper = getattr(cfg, f"saturation_upper_limit_{side}", None)
