@@ -346,3 +346,47 @@ def test_pair_files_by_observation_time_with_a_lead_time_and_a_chronological_spl
     assert len(split["train"]) == 4
     result = run_entry("pair_files.py", ["--input_dir", tmp_path / "aia", "--target_dir", tmp_path / "hmi"])
     assert result.returncode == 2 and "by name (--key_regex) or by time (--time_tolerance): give one" in result.stderr
+
+
+def test_pad_and_rotate_moves_both_sides_alike_and_pads_with_edges():
+    from src.dataset.transforms import pad_and_rotate
+    source = bipole(20)
+    padded, _ = pad_and_rotate(source, source, np.random.default_rng(0), 3, 0)
+    assert padded.shape == (1, 26, 26) and np.array_equal(padded[0, :3, 3:23], np.repeat(source[0, :1], 3, axis=0))
+    for seed in range(3):
+        s, t = pad_and_rotate(source, 2 * source, np.random.default_rng(seed), 2, 30)
+        assert s.shape == (1, 24, 24) and np.allclose(t, 2 * s, atol=1e-3)  # one angle for both sides
+        assert not np.allclose(s[0, 2:-2, 2:-2], source[0], atol=10)  # rotated
+    for seed in range(3):  # both poles stay within the padded frame, their peaks kept (bilinear)
+        rotated = pad_and_rotate(source, source, np.random.default_rng(seed), 6, 45)[0]
+        assert rotated.max() == pytest.approx(source.max(), rel=0.1)
+        assert rotated.min() == pytest.approx(source.min(), rel=0.1)
+
+
+def test_native_scale_training_crops_without_resizing(tmp_path):
+    from src.dataset.pairs import find_pairs, load_pair
+    from src.dataset.pipeline import TrainSource, check_native_sizes
+    from test_fits import magnetogram_folder
+    data = magnetogram_folder(str(tmp_path / "m"), 1)
+    cfg = train_cfg(*MAGNETOGRAM, "--preprocess", "crop", "--padding_size", "4", "--crop_size", "32",
+                    "--load_size", "16")  # load_size is unused at native scale
+    cfg.train_data_dir = data
+    pair = find_pairs(data, cfg=cfg)[0]
+    native = np.pad(load_pair(pair, cfg)[0], ((0, 0), (4, 4), (4, 4)), mode="edge")
+    source, _, _ = TrainSource([pair], cfg, 1).sample(0)
+    windows = [native[:, top:top + 32, left:left + 32] for top in range(17) for left in range(17)]
+    assert any(np.array_equal(source, window) for window in windows)  # the plate scale is kept
+    cfg.padding_size, cfg.crop_size = 0, 48
+    with pytest.raises(UserError, match="40x40 with --padding_size 0 is smaller than --crop_size 48"):
+        check_native_sizes([pair], cfg)
+
+
+def test_a_short_native_scale_training_with_rotation_and_polarity_flip_runs(tmp_path):
+    from conftest import tiny_train_args
+    from test_fits import magnetogram_folder
+    data = magnetogram_folder(str(tmp_path / "m"), 2)
+    result = run_entry("train.py", tiny_train_args(data, str(tmp_path / "out"), *MAGNETOGRAM, "--input_nc", "1",
+                                                   "--output_nc", "1", "--preprocess", "crop", "--padding_size", "4",
+                                                   "--max_rotation_angle", "15", "--polarity_flip", "True"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.isfile(tmp_path / "out" / "ckpt" / "Generator_2.ckpt")

@@ -36,6 +36,13 @@ def non_negative_int(value):
     return number
 
 
+def non_negative_float(value):
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return number
+
+
 def positive_float(value):
     number = float(value)
     if not number > 0:
@@ -206,6 +213,17 @@ def _add_data(parser):
     group.add_argument("--load_size", type=positive_int, default=286,
                        help="images are resized to this square size before the random crop "
                             "(default: %(default)s)")
+    group.add_argument("--preprocess", default="resize_and_crop", choices=["resize_and_crop", "crop"],
+                       help="resize_and_crop: resize to --load_size, then a random --crop_size crop "
+                            "(pix2pix); crop: keep the data's own plate scale (no resize): pad the edges "
+                            "by --padding_size, rotate by up to --max_rotation_angle, then a random "
+                            "--crop_size crop, both sides alike (pix2pixCC) (default: %(default)s)")
+    group.add_argument("--padding_size", type=non_negative_int, default=0,
+                       help="with --preprocess crop: pixels added on every side by repeating the edge, "
+                            "so that crops reach the borders (pix2pixCC's name) (default: %(default)s)")
+    group.add_argument("--max_rotation_angle", type=non_negative_float, default=0.0,
+                       help="with --preprocess crop: rotate both sides by one random angle within "
+                            "+-this many degrees (pix2pixCC's name; 0: none) (default: %(default)s)")
     group.add_argument("--no_flip", type=str2bool, default=None,
                        help="True: no random horizontal flip; default: flip 8-bit images, not "
                             "tif/npy/fits arrays, whose mirror is unphysical (a magnetogram's "
@@ -457,7 +475,7 @@ def validate(cfg):
     if getattr(cfg, "model", None) and getattr(cfg, "norm", "unset") is None:
         cfg.norm = "instance" if cfg.model == "pix2pixcc" else "batch"
     crop, load = getattr(cfg, "crop_size", None), getattr(cfg, "load_size", None)
-    if crop is not None and load is not None and crop > load:
+    if crop is not None and load is not None and crop > load and getattr(cfg, "preprocess", "") != "crop":
         raise UserError(f"--crop_size {crop} is larger than --load_size {load}; "
                         "the crop is taken from the resized image")
     if getattr(cfg, "epoch_num", "unset") is None:
