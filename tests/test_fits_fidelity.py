@@ -390,3 +390,47 @@ def test_a_short_native_scale_training_with_rotation_and_polarity_flip_runs(tmp_
                                                    "--max_rotation_angle", "15", "--polarity_flip", "True"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.isfile(tmp_path / "out" / "ckpt" / "Generator_2.ckpt")
+
+
+def test_several_fits_of_one_time_are_the_channels_of_one_input(tmp_path):
+    import csv
+    from src.dataset.pairs import find_pairs, load_pair, load_target
+    aia, header = read_fits(sunpy_test_file("aia_171_level1.fits"))
+    pair = aia_to_hmi_pair(tmp_path)
+    for wavelength, factor in ((171, 1.0), (193, 1.6), (211, 0.4)):  # three "wavelengths" of one time
+        header["WAVELNTH"] = wavelength
+        fits.PrimaryHDU((aia * factor).astype(np.float32), header=header).writeto(tmp_path / f"aia_{wavelength}.fits")
+    fits.PrimaryHDU(np.zeros((64, 64), np.float32)).writeto(tmp_path / "small.fits")
+    with open(tmp_path / "pairs.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerows([["input", "target"], ["aia_171.fits;aia_193.fits;aia_211.fits", "hmi_m.fits"],
+                          ["x_171.fits;small.fits", "hmi_m.fits"]])
+    os.symlink(tmp_path / "aia_171.fits", tmp_path / "x_171.fits")
+    cfg = fits_cfg(input_nc=3, data_format_input="fits")
+    stacked, broken = find_pairs(str(tmp_path), cfg=cfg)
+    source, target = load_pair(stacked, cfg)
+    assert source.shape == (3, 128, 128) and target.shape == (1, 128, 128)
+    physical = [read_array(str(tmp_path / f"aia_{w}.fits"), "fits", 1)[0] for w in (171, 193, 211)]
+    assert np.array_equal(source, to_model(np.stack(physical), Scaling(0, 4, True, True)))
+    assert load_target(stacked, cfg).shape == (1, 128, 128)
+    with pytest.raises(UserError, match="the files differ in size"):
+        load_pair(broken, cfg)
+    with pytest.raises(UserError, match="3 channel\\(s\\) together, the model asks for 1"):
+        load_pair(stacked, fits_cfg(input_nc=1))
+    path, _ = write_prediction(stacked, np.zeros((1, 128, 128), np.float32), str(tmp_path / "pred"), cfg, (128, 128))
+    assert fits.getheader(path)["CRPIX1"] == header["CRPIX1"] and "input aia_171.fits" in fits.getheader(path)["HISTORY"]
+    os.remove(tmp_path / "pairs.csv")
+    with open(tmp_path / "pairs.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["input", "target"], *[[f"aia_171.fits;aia_{w}.fits", "hmi_m.fits"]
+                                                            for w in (193, 211)]])
+    with pytest.raises(UserError, match="a second input named aia_171.fits"):
+        find_pairs(str(tmp_path), cfg=cfg)
+    with open(tmp_path / "pairs.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([["input", "target"], ["aia_171.fits;aia_193.fits", "hmi_m.fits"],
+                                      ["x_171.fits;aia_211.fits", "hmi_m.fits"]])
+    result = run_entry("split_data.py", ["--pairs_csv", tmp_path / "pairs.csv", "--output_dir", tmp_path / "split",
+                                         "--test_ratio", "0.5"])
+    assert result.returncode == 0, result.stderr
+    inputs = sorted(p.input_files for part in ("train", "test") for p in find_pairs(str(tmp_path / "split" / part)))
+    assert [[os.path.basename(f) for f in files] for files in inputs] == [["aia_171.fits", "aia_193.fits"],
+                                                                          ["x_171.fits", "aia_211.fits"]]

@@ -46,7 +46,7 @@ def read_array(path, data_format, channels, fits_hdu="auto"):
     """float32 CHW with `channels` channels, in the file's units: 8-bit formats in [0, 255],
     npy/tif/FITS as stored (FITS with BSCALE/BZERO applied and BLANK pixels as NaN). A 2-D array
     is one channel; 3-D arrays are channels first (a FITS cube, an npy), or channels last for
-    a tif whose last axis matches."""
+    a tif whose last axis matches. `channels` None: any count (read_stack checks the total)."""
     if data_format in EIGHT_BIT_FORMATS:
         return np.ascontiguousarray(np.transpose(read_image(path, channels), (2, 0, 1)))
     if not os.path.isfile(path):
@@ -61,6 +61,25 @@ def read_array(path, data_format, channels, fits_hdu="auto"):
     else:
         array = _read_tif(path, channels)
     return _as_chw(np.asarray(array), channels, path)
+
+
+def read_stack(paths, data_format, channels, fits_hdu="auto"):
+    """One array from several files of one time, their channels stacked in the order given (three
+    AIA wavelengths as a three-channel input); one file is read_array's."""
+    if len(paths) == 1:
+        return read_array(paths[0], data_format, channels, fits_hdu)
+    if data_format in EIGHT_BIT_FORMATS:
+        raise UserError(f"{paths[0]}: several files as channels need tif, npy or fits data, not 8-bit images")
+    parts = [read_array(path, data_format, None, fits_hdu) for path in paths]
+    sizes = {part.shape[1:] for part in parts}
+    if len(sizes) > 1:
+        raise UserError(f"{paths[0]} and {len(paths) - 1} more: the files differ in size {sorted(sizes)}; "
+                        "channels must share one pixel grid")
+    stack = np.concatenate(parts)
+    if stack.shape[0] != channels:
+        raise UserError(f"{paths[0]} and {len(paths) - 1} more: {stack.shape[0]} channel(s) together, the "
+                        f"model asks for {channels} (--input_nc / --output_nc)")
+    return stack
 
 
 def _read_tif(path, channels):
@@ -81,7 +100,7 @@ def _as_chw(array, channels, path):
         array = array[None]
     if array.ndim != 3:
         raise UserError(f"{path}: a {array.ndim}-D array; expected 2-D (one channel) or 3-D (channels first)")
-    if array.shape[0] != channels:
+    if channels is not None and array.shape[0] != channels:
         raise UserError(f"{path}: {array.shape[0]} channel(s), the model asks for {channels} "
                         "(--input_nc / --output_nc)")
     return np.ascontiguousarray(array, dtype=np.float32)  # also makes big-endian data native

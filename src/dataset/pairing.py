@@ -9,7 +9,7 @@ import re
 import numpy as np
 
 from src.dataset.io import has_format, observation_time, read_fits_header
-from src.dataset.pairs import PAIRS_CSV, read_pairs_csv
+from src.dataset.pairs import INPUT_SEPARATOR, PAIRS_CSV, read_pairs_csv
 from src.utils.checkpoint import atomic_write_text
 from src.utils.errors import UserError
 
@@ -99,14 +99,17 @@ def pair_by_time(input_dir, target_dir, tolerance, lead=0.0):
 
 
 def write_pairs_csv(path, rows):
-    """rows: [(key, input path, target path)], written relative to the CSV's folder."""
+    """rows: [(key, input path or paths, target path)], written relative to the CSV's folder
+    (several input paths joined by INPUT_SEPARATOR)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["key", "input", "target"])
     for key, input_path, target_path in rows:
-        writer.writerow([key, *(os.path.relpath(os.path.abspath(p), folder) for p in (input_path, target_path))])
+        inputs = (input_path,) if isinstance(input_path, str) else input_path
+        relative = lambda path: os.path.relpath(os.path.abspath(path), folder)
+        writer.writerow([key, INPUT_SEPARATOR.join(map(relative, inputs)), relative(target_path)])
     atomic_write_text(path, text.getvalue())
 
 
@@ -189,7 +192,7 @@ def split_pairs(pairs_csv, output_dir, test_ratio, seed, group_regex=None, progr
         train, test = split_groups(groups, test_ratio, seed)
     for split, indices in (("train", train), ("test", test)):
         write_pairs_csv(os.path.join(output_dir, split, PAIRS_CSV),
-                        [(groups[i], pairs[i].input_path, pairs[i].target_path) for i in indices])
+                        [(groups[i], pairs[i].input_files, pairs[i].target_path) for i in indices])
         progress(f"{split}: {len(indices)} pairs, {len({groups[i] for i in indices})} group(s) -> "
                  f"{os.path.join(output_dir, split, PAIRS_CSV)}")
     return train, test

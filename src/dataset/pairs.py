@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is_image_file,
-                            read_ab_image, read_array, read_fits_header, stem, write_array, write_fits,
+                            read_ab_image, read_fits_header, read_stack, stem, write_array, write_fits,
                             write_image)
 from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
@@ -30,6 +30,8 @@ DATA_FLAGS = ("direction", "data_format_input", "data_format_target", "fits_hdu"
                              "saturation_clip", "nan_fill")),
               "target_unit", "fits_mean_channels", "lead_time")
 PAIRS_CSV = "pairs.csv"
+# In a pairs.csv input cell, several files of one time whose channels are stacked: a.fits;b.fits
+INPUT_SEPARATOR = ";"
 
 
 def data_format(cfg, side):
@@ -43,6 +45,11 @@ class Pair:
     input_path: str
     target_path: Optional[str]
     layout: str  # "AB": both halves of input_path; "folders": two files; "input": no target
+    extra_inputs: tuple = ()  # further files whose channels follow input_path's (pairs.csv)
+
+    @property
+    def input_files(self):
+        return (self.input_path, *self.extra_inputs)
 
 
 def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
@@ -84,16 +91,18 @@ def read_pairs_csv(path, flag="--train_data_dir"):
     for number, row in enumerate(rows, 2):
         if not row["input"] or not row["target"]:
             raise UserError(f"{path}:{number}: an input and a target path are needed, got {row}")
-        input_path, target_path = (os.path.join(folder, row[side]) for side in ("input", "target"))
-        for file in (input_path, target_path):
+        input_paths = [os.path.join(folder, file.strip()) for file in row["input"].split(INPUT_SEPARATOR)]
+        target_path = os.path.join(folder, row["target"])
+        for file in (*input_paths, target_path):
             if not os.path.isfile(file):
                 raise UserError(f"{path}:{number}: {file}: no such file")
+        input_path = input_paths[0]
         name = os.path.basename(input_path)
         if name in names:
             raise UserError(f"{path}:{number}: a second input named {name}; predictions are named by "
                             "the input, rename one")
         names.add(name)
-        pairs.append(Pair(name, input_path, target_path, "folders"))
+        pairs.append(Pair(name, input_path, target_path, "folders", tuple(input_paths[1:])))
     if not pairs:
         raise UserError(f"{flag}: {path} lists no pairs")
     return sorted(pairs, key=lambda pair: pair.name)
@@ -142,29 +151,37 @@ def find_inputs(data_dir, flag="--input_dir", cfg=None):
     return [Pair(name, os.path.join(data_dir, name), None, "input") for name in names]
 
 
-def _ordered(pair, cfg):
-    """(network input file, target file) of a two-file pair, after --direction."""
+def _ordered_files(pair, cfg):
+    """(network input files, target files) of a two-file pair, after --direction."""
     if getattr(cfg, "direction", "AtoB") == "AtoB":
-        return pair.input_path, pair.target_path
-    return pair.target_path, pair.input_path
+        return pair.input_files, (pair.target_path,)
+    return (pair.target_path,), pair.input_files
 
 
-def read_side(path, cfg, side):
-    """One side of a pair in its own units (float32 CHW), read as its format says."""
+def _ordered(pair, cfg):
+    """(network input file, target file) of a two-file pair, after --direction (the first of
+    several stacked files: the one whose header and name stand for them)."""
+    first, second = _ordered_files(pair, cfg)
+    return first[0], second[0]
+
+
+def read_side(paths, cfg, side):
+    """One side of a pair in its own units (float32 CHW), read as its format says, from one
+    file or several stacked as channels."""
     channels = cfg.input_nc if side == "input" else cfg.output_nc
-    return read_array(path, data_format(cfg, side), channels, getattr(cfg, "fits_hdu", "auto"))
+    return read_stack(paths, data_format(cfg, side), channels, getattr(cfg, "fits_hdu", "auto"))
 
 
 def load_physical(pair, cfg):
     """(input, target) in their own units (target None for an input without one)."""
     if pair.layout == "input":
-        return read_side(pair.input_path, cfg, "input"), None
+        return read_side(pair.input_files, cfg, "input"), None
     if pair.layout == "AB":
         left, right = (cfg.input_nc, cfg.output_nc)[::1 if cfg.direction == "AtoB" else -1]
         halves = [np.ascontiguousarray(np.transpose(half, (2, 0, 1)))
                   for half in read_ab_image(pair.input_path, left, right)]
         return tuple(halves) if cfg.direction == "AtoB" else tuple(halves[::-1])
-    first, second = _ordered(pair, cfg)
+    first, second = _ordered_files(pair, cfg)
     return read_side(first, cfg, "input"), read_side(second, cfg, "target")
 
 
@@ -278,4 +295,4 @@ def load_target(pair, cfg):
         return None
     if pair.layout == "AB":
         return load_physical(pair, cfg)[1]
-    return read_side(_ordered(pair, cfg)[1], cfg, "target")
+    return read_side(_ordered_files(pair, cfg)[1], cfg, "target")
