@@ -40,9 +40,7 @@ def correlation_coefficient(target, prediction, eps=1e-8, concordance=True, weig
     square roots take x + eps^2 so that their gradient is finite there too (the reference's
     sqrt(0) has an infinite derivative, which makes the gradient NaN for a constant image).
     """
-    if weight is None:
-        weight = ops.ones_like(target)
-    weight = ops.broadcast_to(weight, target.shape)
+    weight = ops.ones_like(target) if weight is None else weight * ops.ones_like(target)  # broadcast
     count = ops.sum(weight)
     mean_t, mean_p = ops.sum(weight * target) / count, ops.sum(weight * prediction) / count
     dt, dp = target - mean_t, prediction - mean_p
@@ -73,7 +71,7 @@ class MultiScaleCC(nn.Cell):
 
     def construct(self, target, prediction, valid=None):
         values = ()
-        weight = ops.ones_like(target) if valid is None else ops.broadcast_to(valid, target.shape)
+        weight = ops.ones_like(target) if valid is None else valid * ops.ones_like(target)  # N1HW -> NCHW
         for scale in range(self.n_CC):
             if scale > 0:
                 pooled = self.pool(weight)

@@ -63,9 +63,12 @@ def multiscale_cc_metrics(n_cc, concordance):
     """pix2pixCC's CC at each of its n_CC scales, by the very cell its loss uses (so the report
     and the objective cannot disagree, missing pixels left out alike): {"CC_scale0": f, ...},
     scale k pooled k times."""
+    import mindspore as ms
     from mindspore import Tensor
     from src.models.losses import MultiScaleCC
-    cell = MultiScaleCC(n_cc, concordance=concordance)
+    # Compiled, whatever the caller's mode: MindSpore 2.10's PyNative fails the first Tensor
+    # product of a process here (an import of a NumPy-1 extension under NumPy 2).
+    cell = ms.jit(MultiScaleCC(n_cc, concordance=concordance).construct)
     cache = {}
 
     def values(prediction, target, valid):
