@@ -1,4 +1,5 @@
-"""Pair two folders by a key in the file names into a pairs.csv. `python pair_files.py --help`."""
+"""Pair two folders by a key in the file names, or by observation time, into a pairs.csv.
+`python pair_files.py --help` lists the flags."""
 from src.dataset.pairing import make_pairs
 from src.utils.config import parse_args
 from src.utils.errors import run_cli
@@ -6,7 +7,8 @@ from src.utils.errors import run_cli
 
 def main(argv=None):
     cfg = parse_args("pair_files", argv)
-    make_pairs(cfg.input_dir, cfg.target_dir, cfg.key_regex, cfg.target_key_regex, cfg.output)
+    make_pairs(cfg.input_dir, cfg.target_dir, cfg.key_regex, cfg.target_key_regex, cfg.output,
+               time_tolerance=cfg.time_tolerance, lead_time=cfg.lead_time)
     return 0
 
 

@@ -6,7 +6,8 @@ from src.utils.errors import run_cli
 
 def main(argv=None):
     cfg = parse_args("split_data", argv)
-    split_pairs(cfg.pairs_csv, cfg.output_dir, cfg.test_ratio, cfg.seed, cfg.group_regex)
+    split_pairs(cfg.pairs_csv, cfg.output_dir, cfg.test_ratio, cfg.seed, cfg.group_regex,
+                chronological=cfg.chronological)
     return 0
 
 

@@ -13,10 +13,11 @@ import numpy as np
 
 from src.dataset.io import EIGHT_BIT_FORMATS, write_image
 from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
-from src.dataset.pairs import data_format, load_target, write_prediction
+from src.dataset.pairs import (check_same_size, data_format, load_target, side_paths, side_unit,
+                               write_prediction)
 from src.dataset.transforms import resize_chw
 from src.utils.metrics import compute_metrics, metrics_for, physical_metrics, summarise
-from src.utils.report import image_row
+from src.utils.report import image_row, write_science_figure
 
 
 def error_panel(prediction, target):
@@ -31,14 +32,53 @@ def collage(source, target, prediction):
     return image_row((source, target, prediction, error_panel(prediction, target)))
 
 
-def physical_row(restored, target_physical, cfg):
-    """Metrics in physical units for scientific targets (FITS, npy, tif), over the target's valid
-    pixels; none for 8-bit images."""
+def write_collage(path, pair, cfg, source, target, target_physical, restored):
+    """8-bit data: `collage`'s strip. Scientific data: the same panels in physical units with
+    colour bars and units, solar orientation, missing target pixels blank."""
+    if data_format(cfg, "target") in EIGHT_BIT_FORMATS and data_format(cfg, "input") in EIGHT_BIT_FORMATS:
+        write_image(path, collage(source, target, restored))
+        return
+    input_path, target_path = side_paths(pair, cfg)
+    input_scaling, target_scaling = side_scaling(cfg, "input"), side_scaling(cfg, "target")
+    unit = side_unit(target_path, cfg, "target")
+    prediction = to_physical(restored, target_scaling).mean(axis=0)
+    panels = [("input", to_physical(source, input_scaling).mean(axis=0), input_scaling,
+               side_unit(input_path, cfg, "input"))]
+    if target_physical is not None:
+        observed = target_physical.mean(axis=0)
+        panels.append(("target", observed, target_scaling, unit))
+    panels.append(("prediction", prediction, target_scaling, unit))
+    if target_physical is not None:
+        panels.append(("|prediction - target|", np.abs(prediction - observed), None, unit))
+    write_science_figure(path, panels)
+
+
+def physical_row(restored, target_physical, valid, cfg):
+    """Metrics in physical units for scientific targets (FITS, npy, tif), over the counted
+    (`valid`) pixels; none for 8-bit images."""
     if data_format(cfg, "target") in EIGHT_BIT_FORMATS:
         return {}
     scaling = side_scaling(cfg, "target")
-    valid_only = np.where(missing_mask(target_physical, scaling), np.nan, target_physical)
+    valid_only = np.where(valid, target_physical, np.nan)
     return physical_metrics(to_physical(restored, scaling), valid_only, scaling.signed)
+
+
+def metric_row(pair, restored, target, target_physical, functions, cfg):
+    """One image's metrics over the pixels where the target has data, and for scientific
+    targets (8-bit images miss none) the share counted."""
+    valid = ~missing_mask(target_physical, side_scaling(cfg, "target"))
+    row = {"name": pair.name, **compute_metrics(restored, target, functions, valid),
+           **physical_row(restored, target_physical, valid, cfg)}
+    if data_format(cfg, "target") not in EIGHT_BIT_FORMATS:
+        row[COUNTED] = float(valid.mean())
+    return row
+
+
+# The metrics.csv column with the share of each image's pixels that the metrics count.
+COUNTED = "counted_fraction"
+PIXELS_COUNTED = ("Pixels counted: those where the target has data. Missing target pixels (NaN, inf, "
+                  "BLANK; <= 0 under log scale) are left out of every metric; counted_fraction is "
+                  "their complement per image.")
 
 
 def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
@@ -49,16 +89,17 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     rows, functions = [], metrics_for(cfg)
     total = total or (len(items) if hasattr(items, "__len__") else None)
     for number, (pair, source, prediction, original_size) in enumerate(items, 1):
+        target_physical = load_target(pair, cfg)
+        if target_physical is not None:
+            check_same_size(pair, tuple(original_size), target_physical.shape)
         _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
         source_full = resize_chw(source, tuple(original_size))
-        target_physical = load_target(pair, cfg)
         target = None if target_physical is None else to_model(target_physical, side_scaling(cfg, "target"))
         os.makedirs(collage_dir, exist_ok=True)
-        write_image(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"),
-                    collage(source_full, target, restored))
+        write_collage(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"), pair, cfg,
+                      source_full, target, target_physical, restored)
         if target is not None:
-            rows.append({"name": pair.name, **compute_metrics(restored, target, functions),
-                         **physical_row(restored, target_physical, cfg)})
+            rows.append(metric_row(pair, restored, target, target_physical, functions, cfg))
         progress(f"[{number}{'/' + str(total) if total else ''}] {pair.name}")
     if not rows:
         progress(f"no targets: predictions only, written to {os.path.abspath(predict_dir)}")
@@ -68,9 +109,10 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     write_csv(os.path.join(report_dir, "metrics.csv"), rows, names)
     with open(os.path.join(report_dir, "summary.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=1)
-    plot_distributions(rows, names[:len(functions)], os.path.join(report_dir, "metrics.png"))
+    plot_distributions(rows, [name for name in names if name != COUNTED], os.path.join(report_dir, "metrics.png"))
     write_pdf_report(rows, summary, collage_dir, os.path.join(report_dir, "report.pdf"), cfg)
     progress(summary_text(summary))
+    progress(PIXELS_COUNTED)
     progress(f"predictions in {os.path.abspath(predict_dir)}; metrics.csv, summary.json, metrics.png, "
              f"report.pdf and collages/ in {os.path.abspath(report_dir)}")
     return rows
@@ -98,18 +140,33 @@ def _finite(rows, name):
     return [row[name] for row in rows if math.isfinite(row[name])]
 
 
+def is_physical(name):
+    """Metrics in the target's own units (physical_metrics), not on the network's scale."""
+    return name.endswith("_phys") or name.startswith("flux_")
+
+
+def metric_label(name):
+    return f"{name} (physical)" if is_physical(name) else name
+
+
 def plot_distributions(rows, names, path):
-    """A box plot and a histogram per metric."""
+    """A box plot above a histogram per metric, six metrics a row, physical ones labelled."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6))
-    for column, name in enumerate(names):
+    columns = min(6, len(names))
+    blocks = math.ceil(len(names) / columns)
+    fig, axes = plt.subplots(2 * blocks, columns, figsize=(3.0 * columns, 5.2 * blocks), squeeze=False)
+    for index, name in enumerate(names):
         values = _finite(rows, name)
-        axes[0, column].boxplot(values if values else [0])
-        axes[0, column].set_title(name)
-        axes[1, column].hist(values if values else [0], bins=min(20, max(3, len(values))))
-        axes[1, column].set_xlabel(name)
+        box, hist = axes[2 * (index // columns), index % columns], axes[2 * (index // columns) + 1, index % columns]
+        box.boxplot(values if values else [0])
+        box.set_title(metric_label(name), fontsize=9)
+        hist.hist(values if values else [0], bins=min(20, max(3, len(values))))
+        hist.set_xlabel(name)
+    for index in range(len(names), blocks * columns):
+        for row in (2 * (index // columns), 2 * (index // columns) + 1):
+            axes[row, index % columns].axis("off")
     axes[1, 0].set_ylabel("images")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -129,15 +186,23 @@ def write_pdf_report(rows, summary, collage_dir, path, cfg):
         fig.text(0.08, 0.92, f"checkpoint: {getattr(cfg, 'ckpt', '-')}", fontsize=8)
         fig.text(0.08, 0.905, f"data: {getattr(cfg, 'val_data_dir', '-')}    images: {len(rows)}    "
                  f"model: {cfg.model}", fontsize=8)
-        fig.text(0.08, 0.87, "Values on the network's scale [-1, 1]: L1/MSE lower is better; PSNR (dB), "
-                 "SSIM and CC (correlation) higher is better.", fontsize=8)
-        table = [[name] + [f"{stats.get(k, float('nan')):.4f}" for k in ("mean", "median", "std", "min", "max")]
+        notes = ["L1, MSE, PSNR (dB), SSIM, CC: on the network's scale [-1, 1]; L1/MSE lower is better, "
+                 "PSNR, SSIM, CC higher is better."]
+        if any(is_physical(name) for name in summary):
+            notes.append("(physical): in the target's own units (BUNIT); flux_*: sums over counted pixels, "
+                         "unit x pixels.")
+        notes.append(PIXELS_COUNTED)
+        for number, note in enumerate(notes):
+            fig.text(0.08, 0.885 - 0.014 * number, note, fontsize=6.5, wrap=True)
+        table = [[metric_label(name)] + [f"{stats.get(k, float('nan')):.4g}" for k in ("mean", "median", "std", "min", "max")]
                  for name, stats in summary.items()]
-        axis = fig.add_axes([0.08, 0.68, 0.84, 0.17])
+        axis = fig.add_axes([0.08, 0.50, 0.84, 0.33])
         axis.axis("off")
-        axis.table(cellText=table, colLabels=["metric", "mean", "median", "std", "min", "max"], loc="center")
+        cells = axis.table(cellText=table, colLabels=["metric", "mean", "median", "std", "min", "max"], loc="center")
+        cells.auto_set_font_size(False)
+        cells.set_fontsize(7)
         plot_path = os.path.join(os.path.dirname(path), "metrics.png")
-        axis = fig.add_axes([0.05, 0.05, 0.9, 0.6])
+        axis = fig.add_axes([0.05, 0.03, 0.9, 0.45])
         axis.imshow(Image.open(plot_path))
         axis.axis("off")
         pdf.savefig(fig)

@@ -261,10 +261,13 @@ def test_short_fits_training_writes_fits_predictions_in_physical_units(tmp_path)
     with fits.open(tmp_path / "pred" / "hmi_00.fits") as hdus:
         header, data = hdus[0].header, hdus[0].data
     assert data.shape == (40, 40) and data.dtype.kind == "f"
-    assert header["DATE-OBS"] == "2011-02-15T00:00:00" and header["INSTRUME"] == "HMI_SIDE1"
+    assert header["DATE-OBS"] == "2011-02-15T00:00:00.000" and header["INSTRUME"] == "HMI_SIDE1"
     assert header["CTYPE1"] == "HPLN-TAN" and header["BUNIT"] == "Gauss"
     assert list(header["HISTORY"]) == ["MindSpore Pix2Pix prediction, model pix2pix", "checkpoint Generator_2.ckpt",
-                                       "input hmi_00.fits"]
+                                       "input hmi_00.fits", "target keywords from hmi_00.fits",
+                                       "input scaling: linear -1500..1500 -> -1..1, clipped, missing = 0",
+                                       "target scaling: linear -1500..1500 -> -1..1, clipped, missing = 0",
+                                       "DATE-OBS: the target file's"]
     # physical units: the network's tanh range [-1, 1] times 1500 G, not the normalised values
     assert 1.0 < np.abs(data).max() <= 1500 * 1.0001
     with open(tmp_path / "report" / "metrics.csv") as handle:

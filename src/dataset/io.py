@@ -2,6 +2,7 @@
 images: HWC in [0, 255]; scientific formats: CHW in physical units, NaN where data are missing)
 or raise UserError naming the file."""
 import os
+import re
 import warnings
 
 import numpy as np
@@ -45,7 +46,7 @@ def read_array(path, data_format, channels, fits_hdu="auto"):
     """float32 CHW with `channels` channels, in the file's units: 8-bit formats in [0, 255],
     npy/tif/FITS as stored (FITS with BSCALE/BZERO applied and BLANK pixels as NaN). A 2-D array
     is one channel; 3-D arrays are channels first (a FITS cube, an npy), or channels last for
-    a tif whose last axis matches."""
+    a tif whose last axis matches. `channels` None: any count (read_stack checks the total)."""
     if data_format in EIGHT_BIT_FORMATS:
         return np.ascontiguousarray(np.transpose(read_image(path, channels), (2, 0, 1)))
     if not os.path.isfile(path):
@@ -60,6 +61,25 @@ def read_array(path, data_format, channels, fits_hdu="auto"):
     else:
         array = _read_tif(path, channels)
     return _as_chw(np.asarray(array), channels, path)
+
+
+def read_stack(paths, data_format, channels, fits_hdu="auto"):
+    """One array from several files of one time, their channels stacked in the order given (three
+    AIA wavelengths as a three-channel input); one file is read_array's."""
+    if len(paths) == 1:
+        return read_array(paths[0], data_format, channels, fits_hdu)
+    if data_format in EIGHT_BIT_FORMATS:
+        raise UserError(f"{paths[0]}: several files as channels need tif, npy or fits data, not 8-bit images")
+    parts = [read_array(path, data_format, None, fits_hdu) for path in paths]
+    sizes = {part.shape[1:] for part in parts}
+    if len(sizes) > 1:
+        raise UserError(f"{paths[0]} and {len(paths) - 1} more: the files differ in size {sorted(sizes)}; "
+                        "channels must share one pixel grid")
+    stack = np.concatenate(parts)
+    if stack.shape[0] != channels:
+        raise UserError(f"{paths[0]} and {len(paths) - 1} more: {stack.shape[0]} channel(s) together, the "
+                        f"model asks for {channels} (--input_nc / --output_nc)")
+    return stack
 
 
 def _read_tif(path, channels):
@@ -80,16 +100,20 @@ def _as_chw(array, channels, path):
         array = array[None]
     if array.ndim != 3:
         raise UserError(f"{path}: a {array.ndim}-D array; expected 2-D (one channel) or 3-D (channels first)")
-    if array.shape[0] != channels:
+    if channels is not None and array.shape[0] != channels:
         raise UserError(f"{path}: {array.shape[0]} channel(s), the model asks for {channels} "
                         "(--input_nc / --output_nc)")
     return np.ascontiguousarray(array, dtype=np.float32)  # also makes big-endian data native
 
 
+def _holds_image(hdu):
+    return getattr(hdu, "is_image", False) and hdu.header.get("NAXIS", 0) > 0
+
+
 def _fits_hdu(hdus, fits_hdu, path):
     if fits_hdu == "auto":  # the primary HDU, or the first extension with an image (compressed files)
         for hdu in hdus:
-            if getattr(hdu, "is_image", False) and hdu.data is not None:
+            if _holds_image(hdu):
                 return hdu
         raise UserError(f"{path}: no HDU holds an image")
     key = int(fits_hdu) if str(fits_hdu).isdigit() else fits_hdu
@@ -98,29 +122,71 @@ def _fits_hdu(hdus, fits_hdu, path):
     except (KeyError, IndexError):
         names = ", ".join(f"{i}:{h.name}" for i, h in enumerate(hdus))
         raise UserError(f"{path}: no HDU {fits_hdu!r} (--fits_hdu); it has {names}") from None
-    if not getattr(hdu, "is_image", False) or hdu.data is None:
+    if not _holds_image(hdu):
         raise UserError(f"{path}: HDU {fits_hdu!r} holds no image (--fits_hdu)")
     return hdu
 
 
-def read_fits(path, fits_hdu="auto"):
-    """(data as float, header) of one image HDU. astropy applies BSCALE/BZERO and turns BLANK
-    pixels into NaN; a corrupt or truncated file is one UserError line naming it."""
+def _from_fits(path, fits_hdu, extract):
+    """`extract(hdu)` of the chosen image HDU; a corrupt or truncated file is one UserError line."""
     from astropy.io import fits
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with fits.open(path, memmap=False) as hdus:
-                hdu = _fits_hdu(hdus, fits_hdu, path)
-                data = np.array(hdu.data)  # a copy that outlives the file
-                header = hdu.header.copy()
+            # Raw stored values: astropy's unsigned-integer path (BZERO 2**(BITPIX-1)) and signed
+            # bytes (BZERO -128) ignore BLANK, so read_fits applies BLANK before the scaling.
+            with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdus:
+                return extract(_fits_hdu(hdus, fits_hdu, path))
     except UserError:
         raise
     except Exception as err:  # astropy raises OSError, ValueError, TypeError, ... on damaged files
         truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
         reason = truncated[0] if truncated else str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"{path}: not a readable FITS file ({reason})") from None
-    return data, header
+
+
+def read_fits(path, fits_hdu="auto"):
+    """(data as float64 in physical units, header) of one image HDU: BLANK pixels of integer
+    data as NaN, then BSCALE/BZERO applied."""
+    raw, header = _from_fits(path, fits_hdu, lambda hdu: (np.array(hdu.data), hdu.header.copy()))
+    return physical_values(raw, header), header
+
+
+def read_fits_header(path, fits_hdu="auto"):
+    """The header of the image HDU read_fits would read, without reading its data."""
+    return _from_fits(path, fits_hdu, lambda hdu: hdu.header.copy())
+
+
+# JSOC's time strings (HMI's T_REC and T_OBS): 2011.02.15_00:00:00_TAI
+_JSOC_TIME = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})_(\d{2}:\d{2}:\d{2}(?:\.\d*)?)(?:_(TAI|UTC|UT|Z))?$")
+TIME_KEYS = ("DATE-OBS", "DATE_OBS", "T_OBS", "T_REC")
+
+
+def observation_time(header):
+    """The observation time (astropy Time, UTC) a FITS header gives in DATE-OBS, DATE_OBS, T_OBS
+    or T_REC, in ISO or JSOC form; None if none of them holds a readable time."""
+    from astropy.time import Time
+    for key in TIME_KEYS:
+        value = str(header.get(key, "") or "").strip()
+        match = _JSOC_TIME.match(value)
+        try:
+            if match:
+                year, month, day, clock, scale = match.groups()
+                return Time(f"{year}-{month}-{day}T{clock}", scale="tai" if scale == "TAI" else "utc").utc
+            if value:
+                return Time(value.rstrip("Z"), scale="utc")
+        except ValueError:
+            continue
+    return None
+
+
+def physical_values(raw, header):
+    """Stored FITS values -> float64 physical values: raw == BLANK (integer data of any width
+    and sign) becomes NaN, then value = BSCALE * raw + BZERO."""
+    values = raw.astype(np.float64)
+    if raw.dtype.kind in "iu" and header.get("BLANK") is not None:
+        values[raw == header["BLANK"]] = np.nan
+    return values * float(header.get("BSCALE", 1.0)) + float(header.get("BZERO", 0.0))
 
 
 def write_fits(path, chw, header):

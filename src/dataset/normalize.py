@@ -10,16 +10,23 @@ pix2pixCC-named flags: values v (physical units; for 8-bit images 0..255) become
 so [lower, upper] maps to [-1, 1]; 8-bit images are the case lower = 0, upper = 255. Missing
 data (NaN, inf; and values <= 0 under logscale, whose log is undefined) are replaced by the
 side's fill value before the mapping: `nan_fill` if given, else 0 (linear) or 0.1 (log), as
-pix2pixCC does. `to_physical` is the exact inverse for values that were not clipped or filled.
+pix2pixCC does. `to_physical` is the exact inverse for values that were not clipped or filled;
+under `clip` it clips the output to the limits, as pix2pixCC does with its denormalised output.
 Train, eval, predict and the 310 pre/postprocess all call these functions.
 """
-from dataclasses import dataclass
+import threading
+import warnings
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from src.dataset.io import EIGHT_BIT_FORMATS
-from src.utils.errors import UserError
+from src.utils.errors import DataWarning, UserError
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Log-scale limits this many decades above the data's largest value are taken for linear limits.
+LINEAR_LOOKING_DECADES = 10
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class Scaling:
     logscale: bool = False
     clip: bool = False
     fill: Optional[float] = None  # None: 0, or 0.1 under logscale
+    side: str = field(default="", compare=False)  # "input"/"target": names flags in warnings
 
     @property
     def fill_value(self):
@@ -55,7 +63,13 @@ def side_scaling(cfg, side):
     if logscale and fill is not None and fill <= 0:
         raise UserError(f"--nan_fill_{side} {fill}: under --logscale_{side} True the fill must be > 0")
     return Scaling(float(default[0] if lower is None else lower), float(default[1] if upper is None else upper),
-                   logscale, bool(getattr(cfg, f"saturation_clip_{side}", False)), fill)
+                   logscale, bool(getattr(cfg, f"saturation_clip_{side}", False)), fill, side)
+
+
+def describe_scaling(scaling):
+    """One short line for provenance, e.g. `log10 0..4 -> -1..1, clipped, missing = 0.1`."""
+    return (f"{'log10' if scaling.logscale else 'linear'} {scaling.lower:g}..{scaling.upper:g} -> -1..1"
+            f"{', clipped' if scaling.clip else ''}, missing = {scaling.fill_value:g}")
 
 
 def missing_mask(values, scaling):
@@ -71,7 +85,10 @@ def missing_mask(values, scaling):
 def to_model(values, scaling):
     """Physical float CHW -> float32 CHW on the network's scale."""
     values = np.array(values, dtype=np.float64)
-    values[missing_mask(values, scaling)] = scaling.fill_value
+    missing = missing_mask(values, scaling)
+    if scaling.logscale:
+        _warn_if_limits_look_linear(values[~missing], scaling)
+    values[missing] = scaling.fill_value
     if scaling.logscale:
         values = np.log10(values)
     if scaling.clip:
@@ -80,11 +97,59 @@ def to_model(values, scaling):
     return ((values - middle) / half).astype(np.float32)
 
 
+def fill_on_model_scale(scaling):
+    """The network-scale value a missing pixel of this side becomes."""
+    return float(to_model(np.full((1, 1, 1), np.nan), scaling)[0, 0, 0])
+
+
+_warned_scalings = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_if_limits_look_linear(valid_values, scaling):
+    """Once per scaling: log-scale limits that lie far above (or wholly above) the log10 of the
+    data are most likely linear values (1 and 200 would map 10 .. 10^200 to -1 .. 1)."""
+    if not valid_values.size:
+        return
+    low, high = float(valid_values.min()), float(valid_values.max())
+    top = np.log10(high)
+    if scaling.upper - top <= LINEAR_LOOKING_DECADES and scaling.lower <= top:
+        return
+    with _warned_lock:
+        if scaling in _warned_scalings:
+            return
+        _warned_scalings.add(scaling)
+    flag = f"_{scaling.side}" if scaling.side else ""
+    warnings.warn(f"--logscale{flag} True: the limits {scaling.lower:g} .. {scaling.upper:g} are log10 values "
+                  f"(10^{scaling.lower:g} .. 10^{scaling.upper:g}), but the data seen span {low:.4g} .. {high:.4g} "
+                  f"(log10 {np.log10(low):.2f} .. {top:.2f}); the limits look linear: give "
+                  f"--saturation_lower_limit{flag} and --saturation_upper_limit{flag} in log10 units",
+                  DataWarning, stacklevel=2)
+
+
 def to_physical(model_values, scaling):
-    """The inverse of `to_model`: float32 CHW on the network's scale -> physical float32."""
+    """The inverse of `to_model`: float32 CHW on the network's scale -> physical float32.
+    Under `clip` the output is clipped to the limits; under logscale without it, values beyond
+    float32's range (an unconstrained output) are set to its largest value, with a warning."""
     middle, half = (scaling.upper + scaling.lower) / 2.0, (scaling.upper - scaling.lower) / 2.0
     values = np.asarray(model_values, np.float64) * half + middle
-    return (10.0 ** values if scaling.logscale else values).astype(np.float32)
+    if scaling.clip:
+        values = np.clip(values, scaling.lower, scaling.upper)
+    if scaling.logscale:
+        values = _power_of_ten(values, scaling)
+    return values.astype(np.float32)
+
+
+def _power_of_ten(exponents, scaling):
+    with np.errstate(over="ignore"):
+        values = 10.0 ** exponents
+    too_large = values > FLOAT32_MAX
+    if too_large.any():
+        flag = f"_{scaling.side}" if scaling.side else ""
+        warnings.warn(f"{int(too_large.sum())} output value(s) up to 10^{float(exponents.max()):.1f} exceed "
+                      f"float32's range and are written as {FLOAT32_MAX:.4g}; --saturation_clip{flag} True "
+                      f"clips the output to the limits instead", DataWarning, stacklevel=3)
+    return np.minimum(values, FLOAT32_MAX)
 
 
 def image_to_model(hwc):

@@ -1,5 +1,6 @@
-"""Building a pairs.csv from two folders by a key in the file names, and splitting pairs into
-train and test without leaking a group (an active region, an observing day) across the split."""
+"""Building a pairs.csv from two folders by a key in the file names or by observation time, and
+splitting pairs into train and test without leaking a group (an active region, an observing day)
+across the split, at random or chronologically."""
 import csv
 import io
 import os
@@ -7,7 +8,8 @@ import re
 
 import numpy as np
 
-from src.dataset.pairs import PAIRS_CSV, read_pairs_csv
+from src.dataset.io import has_format, observation_time, read_fits_header
+from src.dataset.pairs import INPUT_SEPARATOR, PAIRS_CSV, read_pairs_csv
 from src.utils.checkpoint import atomic_write_text
 from src.utils.errors import UserError
 
@@ -56,22 +58,70 @@ def pair_by_key(input_dir, target_dir, input_regex, target_regex):
     return pairs, sorted(set(inputs) - set(targets)), sorted(set(targets) - set(inputs))
 
 
+def file_time(path, flag):
+    """A FITS file's observation time (astropy Time); a file without one is an error naming it."""
+    time = observation_time(read_fits_header(path))
+    if time is None:
+        raise UserError(f"{flag}: {path} has no readable DATE-OBS, DATE_OBS, T_OBS or T_REC")
+    return time
+
+
+def timed_files(folder, flag):
+    """[(unix time, file name)] of the FITS files of `folder`, earliest first."""
+    if not os.path.isdir(folder):
+        raise UserError(f"{flag} {folder}: no such folder")
+    names = [name for name in sorted(os.listdir(folder))
+             if has_format(name, "fits") and os.path.isfile(os.path.join(folder, name))]
+    if not names:
+        raise UserError(f"{flag} {folder}: no FITS files to pair by observation time")
+    return sorted((file_time(os.path.join(folder, name), flag).unix, name) for name in names)
+
+
+def pair_by_time(input_dir, target_dir, tolerance, lead=0.0):
+    """As `pair_by_key`, keyed by the input's observation time t (ISO): each input with the
+    target observed closest to t + lead, if within `tolerance` seconds; a target serves one
+    input at most (the closer one; inputs are matched in time order)."""
+    from astropy.time import Time
+    inputs, targets = timed_files(input_dir, "--input_dir"), timed_files(target_dir, "--target_dir")
+    target_times = np.array([time for time, _ in targets])
+    key = lambda time: Time(time, format="unix").utc.isot
+    pairs, lonely, taken = [], [], set()
+    for time, name in inputs:
+        gaps = np.abs(target_times - (time + lead))
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] <= tolerance and nearest not in taken:
+            taken.add(nearest)
+            pairs.append((key(time), name, targets[nearest][1]))
+        else:
+            lonely.append(key(time))
+    unused = [key(time) for index, (time, _) in enumerate(targets) if index not in taken]
+    return pairs, lonely, unused
+
+
 def write_pairs_csv(path, rows):
-    """rows: [(key, input path, target path)], written relative to the CSV's folder."""
+    """rows: [(key, input path or paths, target path)], written relative to the CSV's folder
+    (several input paths joined by INPUT_SEPARATOR)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["key", "input", "target"])
     for key, input_path, target_path in rows:
-        writer.writerow([key, *(os.path.relpath(os.path.abspath(p), folder) for p in (input_path, target_path))])
+        inputs = (input_path,) if isinstance(input_path, str) else input_path
+        relative = lambda path: os.path.relpath(os.path.abspath(path), folder)
+        writer.writerow([key, INPUT_SEPARATOR.join(map(relative, inputs)), relative(target_path)])
     atomic_write_text(path, text.getvalue())
 
 
-def make_pairs(input_dir, target_dir, key_regex, target_key_regex, output, progress=print):
-    """Pair the two folders by key and write `output` (a pairs.csv); report unpaired files."""
-    pairs, lonely_inputs, lonely_targets = pair_by_key(input_dir, target_dir, key_regex,
-                                                       target_key_regex or key_regex)
+def make_pairs(input_dir, target_dir, key_regex, target_key_regex, output, progress=print,
+               time_tolerance=None, lead_time=0.0):
+    """Pair the two folders by key (or, with `time_tolerance`, by observation time) and write
+    `output` (a pairs.csv); report unpaired files."""
+    if time_tolerance is not None:
+        pairs, lonely_inputs, lonely_targets = pair_by_time(input_dir, target_dir, time_tolerance, lead_time or 0.0)
+    else:
+        pairs, lonely_inputs, lonely_targets = pair_by_key(input_dir, target_dir, key_regex,
+                                                           target_key_regex or key_regex)
     for side, keys in (("input", lonely_inputs), ("target", lonely_targets)):
         if keys:
             progress(f"warning: {len(keys)} {side} file(s) have no partner and are left out, keys: "
@@ -89,22 +139,40 @@ def split_groups(groups, test_ratio, seed):
     unique = sorted(set(groups))
     if len(unique) < 2:
         raise UserError(f"only {len(unique)} group(s): a split needs at least two")
-    order = np.random.default_rng(seed).permutation(len(unique))
+    order = [unique[index] for index in np.random.default_rng(seed).permutation(len(unique))]
+    return _split_in_order(groups, order, test_ratio)
+
+
+def split_chronologically(groups, times, test_ratio):
+    """Indices (train, test): the latest groups (by their earliest time) go to test until it
+    holds round(test_ratio * n) samples or more, so that the test period follows training."""
+    first = {}
+    for group, time in zip(groups, times):
+        first[group] = min(first.get(group, time), time)
+    if len(first) < 2:
+        raise UserError(f"only {len(first)} group(s): a split needs at least two")
+    return _split_in_order(groups, sorted(first, key=first.get, reverse=True), test_ratio)
+
+
+def _split_in_order(groups, order, test_ratio):
+    """Whole groups, taken in `order`, go to test until it holds round(test_ratio * n) samples
+    or more; one group at least stays for training."""
     wanted = max(1, round(test_ratio * len(groups)))
     test_groups, count = set(), 0
-    for index in order:
-        if count >= wanted or len(test_groups) == len(unique) - 1:
+    for group in order:
+        if count >= wanted or len(test_groups) == len(order) - 1:
             break
-        test_groups.add(unique[index])
-        count += groups.count(unique[index])
+        test_groups.add(group)
+        count += groups.count(group)
     test = [i for i, group in enumerate(groups) if group in test_groups]
     train = [i for i, group in enumerate(groups) if group not in test_groups]
     return train, test
 
 
-def split_pairs(pairs_csv, output_dir, test_ratio, seed, group_regex=None, progress=print):
+def split_pairs(pairs_csv, output_dir, test_ratio, seed, group_regex=None, progress=print, chronological=False):
     """Write output_dir/train/pairs.csv and output_dir/test/pairs.csv from one pairs.csv; with
-    `group_regex`, all pairs whose input names share its match stay on one side."""
+    `group_regex`, all pairs whose input names share its match stay on one side; with
+    `chronological`, the latest pairs (the inputs' observation times) go to test."""
     if not 0 < test_ratio < 1:
         raise UserError(f"--test_ratio {test_ratio}: must be between 0 and 1")
     pairs = read_pairs_csv(pairs_csv, "--pairs_csv")
@@ -117,10 +185,14 @@ def split_pairs(pairs_csv, output_dir, test_ratio, seed, group_regex=None, progr
                             f"e.g. {unmatched[0]}")
     else:
         groups = [pair.name for pair in pairs]
-    train, test = split_groups(groups, test_ratio, seed)
+    if chronological:
+        times = [file_time(pair.input_path, "--chronological True").unix for pair in pairs]
+        train, test = split_chronologically(groups, times, test_ratio)
+    else:
+        train, test = split_groups(groups, test_ratio, seed)
     for split, indices in (("train", train), ("test", test)):
         write_pairs_csv(os.path.join(output_dir, split, PAIRS_CSV),
-                        [(groups[i], pairs[i].input_path, pairs[i].target_path) for i in indices])
+                        [(groups[i], pairs[i].input_files, pairs[i].target_path) for i in indices])
         progress(f"{split}: {len(indices)} pairs, {len({groups[i] for i in indices})} group(s) -> "
                  f"{os.path.join(output_dir, split, PAIRS_CSV)}")
     return train, test

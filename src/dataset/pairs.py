@@ -15,11 +15,12 @@ from typing import Optional
 import numpy as np
 
 from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is_image_file,
-                            read_ab_image, read_array, read_fits, stem, write_array, write_fits,
+                            read_ab_image, read_fits_header, read_stack, stem, write_array, write_fits,
                             write_image)
-from src.dataset.normalize import side_scaling, to_model, to_physical
+from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
+from src.utils.report import write_science_figure
 
 # The flags that decide how a sample is read and normalised (beyond channels and size); export
 # records them in the model card so that inference outside train/eval reads data identically.
@@ -27,8 +28,10 @@ DATA_FLAGS = ("direction", "data_format_input", "data_format_target", "fits_hdu"
               *(f"{name}_{side}" for side in ("input", "target")
                 for name in ("logscale", "saturation_lower_limit", "saturation_upper_limit",
                              "saturation_clip", "nan_fill")),
-              "target_unit", "fits_mean_channels")
+              "target_unit", "fits_mean_channels", "lead_time")
 PAIRS_CSV = "pairs.csv"
+# In a pairs.csv input cell, several files of one time whose channels are stacked: a.fits;b.fits
+INPUT_SEPARATOR = ";"
 
 
 def data_format(cfg, side):
@@ -42,6 +45,11 @@ class Pair:
     input_path: str
     target_path: Optional[str]
     layout: str  # "AB": both halves of input_path; "folders": two files; "input": no target
+    extra_inputs: tuple = ()  # further files whose channels follow input_path's (pairs.csv)
+
+    @property
+    def input_files(self):
+        return (self.input_path, *self.extra_inputs)
 
 
 def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
@@ -83,16 +91,18 @@ def read_pairs_csv(path, flag="--train_data_dir"):
     for number, row in enumerate(rows, 2):
         if not row["input"] or not row["target"]:
             raise UserError(f"{path}:{number}: an input and a target path are needed, got {row}")
-        input_path, target_path = (os.path.join(folder, row[side]) for side in ("input", "target"))
-        for file in (input_path, target_path):
+        input_paths = [os.path.join(folder, file.strip()) for file in row["input"].split(INPUT_SEPARATOR)]
+        target_path = os.path.join(folder, row["target"])
+        for file in (*input_paths, target_path):
             if not os.path.isfile(file):
                 raise UserError(f"{path}:{number}: {file}: no such file")
+        input_path = input_paths[0]
         name = os.path.basename(input_path)
         if name in names:
             raise UserError(f"{path}:{number}: a second input named {name}; predictions are named by "
                             "the input, rename one")
         names.add(name)
-        pairs.append(Pair(name, input_path, target_path, "folders"))
+        pairs.append(Pair(name, input_path, target_path, "folders", tuple(input_paths[1:])))
     if not pairs:
         raise UserError(f"{flag}: {path} lists no pairs")
     return sorted(pairs, key=lambda pair: pair.name)
@@ -141,38 +151,62 @@ def find_inputs(data_dir, flag="--input_dir", cfg=None):
     return [Pair(name, os.path.join(data_dir, name), None, "input") for name in names]
 
 
-def _ordered(pair, cfg):
-    """(network input file, target file) of a two-file pair, after --direction."""
+def _ordered_files(pair, cfg):
+    """(network input files, target files) of a two-file pair, after --direction."""
     if getattr(cfg, "direction", "AtoB") == "AtoB":
-        return pair.input_path, pair.target_path
-    return pair.target_path, pair.input_path
+        return pair.input_files, (pair.target_path,)
+    return (pair.target_path,), pair.input_files
 
 
-def read_side(path, cfg, side):
-    """One side of a pair in its own units (float32 CHW), read as its format says."""
+def _ordered(pair, cfg):
+    """(network input file, target file) of a two-file pair, after --direction (the first of
+    several stacked files: the one whose header and name stand for them)."""
+    first, second = _ordered_files(pair, cfg)
+    return first[0], second[0]
+
+
+def read_side(paths, cfg, side):
+    """One side of a pair in its own units (float32 CHW), read as its format says, from one
+    file or several stacked as channels."""
     channels = cfg.input_nc if side == "input" else cfg.output_nc
-    return read_array(path, data_format(cfg, side), channels, getattr(cfg, "fits_hdu", "auto"))
+    return read_stack(paths, data_format(cfg, side), channels, getattr(cfg, "fits_hdu", "auto"))
 
 
 def load_physical(pair, cfg):
     """(input, target) in their own units (target None for an input without one)."""
     if pair.layout == "input":
-        return read_side(pair.input_path, cfg, "input"), None
+        return read_side(pair.input_files, cfg, "input"), None
     if pair.layout == "AB":
         left, right = (cfg.input_nc, cfg.output_nc)[::1 if cfg.direction == "AtoB" else -1]
         halves = [np.ascontiguousarray(np.transpose(half, (2, 0, 1)))
                   for half in read_ab_image(pair.input_path, left, right)]
         return tuple(halves) if cfg.direction == "AtoB" else tuple(halves[::-1])
-    first, second = _ordered(pair, cfg)
+    first, second = _ordered_files(pair, cfg)
     return read_side(first, cfg, "input"), read_side(second, cfg, "target")
 
 
-def load_pair(pair, cfg):
+def load_pair(pair, cfg, missing_as_nan=False):
     """(input, target) as float32 CHW arrays on the network's scale, input/target chosen by
-    cfg.direction; target is None for an input without one."""
+    cfg.direction; target is None for an input without one. With `missing_as_nan`, the
+    target's missing pixels are NaN instead of its fill value (the training step fills them
+    and leaves them out of the CC loss)."""
     source, target = load_physical(pair, cfg)
     source = to_model(source, side_scaling(cfg, "input"))
-    return source, None if target is None else to_model(target, side_scaling(cfg, "target"))
+    if target is None:
+        return source, None
+    scaling = side_scaling(cfg, "target")
+    normalised = to_model(target, scaling)
+    if missing_as_nan:
+        normalised[missing_mask(target, scaling)] = np.nan
+    return source, normalised
+
+
+def check_same_size(pair, source_shape, target_shape):
+    """A pair's input and target must cover the same pixels (CHW or (height, width) shapes)."""
+    (source_height, source_width), (target_height, target_width) = source_shape[-2:], target_shape[-2:]
+    if (source_height, source_width) != (target_height, target_width):
+        raise UserError(f"{pair.name}: input is {source_width}x{source_height}, target "
+                        f"{target_width}x{target_height}; a pair must be the same size")
 
 
 def load_input(pair, cfg):
@@ -195,7 +229,7 @@ def prediction_name(pair, cfg):
 def write_prediction(pair, prediction, predict_dir, cfg, original_size):
     """Write a CHW prediction (network scale) at the input's original size, named like the input,
     in the target's format: 8-bit images as such; npy/tif/FITS in physical units, FITS with the
-    input's header, BUNIT and HISTORY, with a PNG preview beside them.
+    header of `prediction_header`, with a PNG preview beside them.
 
     Returns (path written, the prediction resized to original size, still normalised), so that
     metrics are computed on exactly what was written.
@@ -208,45 +242,51 @@ def write_prediction(pair, prediction, predict_dir, cfg, original_size):
     if output_format in EIGHT_BIT_FORMATS:
         write_image(path, np.transpose(np.rint(np.clip(physical, 0, 255)), (1, 2, 0)).astype(np.uint8))
         return path, restored
+    unit = getattr(cfg, "target_unit", None)
     if output_format == "fits":
         if getattr(cfg, "fits_mean_channels", False):
             physical = physical.mean(axis=0, keepdims=True)
-        write_fits(path, physical, prediction_header(pair, cfg))
+        header = prediction_header(pair, cfg)
+        unit = header.get("BUNIT")
+        write_fits(path, physical, header)
     else:
         write_array(path, physical, output_format)
-    write_preview(os.path.join(predict_dir, stem(os.path.basename(path)) + ".png"), restored, scaling)
+    write_science_figure(os.path.join(predict_dir, stem(os.path.basename(path)) + ".png"),
+                         [(os.path.basename(path), physical.mean(axis=0), scaling, unit)])
     return path, restored
 
 
 def prediction_header(pair, cfg):
-    """The input's FITS header (WCS, DATE-OBS, instrument keys) if it is a FITS file, with the
-    data-layout keys left to astropy, BUNIT of the target, and a HISTORY line naming the model."""
-    from astropy.io import fits
-    header = fits.Header()
-    if data_format(cfg, "input") == "fits" and pair.input_path:
-        header = read_fits(_ordered(pair, cfg)[0] if pair.layout != "input" else pair.input_path,
-                           getattr(cfg, "fits_hdu", "auto"))[1]
-        for key in ("BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM", "DATAMIN", "DATAMAX", "BUNIT"):
-            header.remove(key, ignore_missing=True, remove_all=True)
-    unit = getattr(cfg, "target_unit", None)
-    if not unit and pair.target_path and data_format(cfg, "target") == "fits":
-        unit = read_fits(_ordered(pair, cfg)[1], getattr(cfg, "fits_hdu", "auto"))[1].get("BUNIT")
-    if unit:
-        header["BUNIT"] = unit
-    # HISTORY cards wrap at 72 characters: one short fact per card keeps each readable.
-    header.add_history(f"MindSpore Pix2Pix prediction, model {getattr(cfg, 'model', 'pix2pix')}")
-    header.add_history(f"checkpoint {os.path.basename(str(getattr(cfg, 'ckpt', '-')))}")
-    header.add_history(f"input {os.path.basename(pair.input_path)}")
-    return header
+    """The header of a FITS prediction (src/dataset/fits_header.py): geometry of a FITS input,
+    instrument keywords and time of a FITS target when there is one, provenance."""
+    from src.dataset.fits_header import prediction_header as build
+    input_path, target_path = side_paths(pair, cfg)
+    input_header, target_header = (side_header(path, cfg, side) for path, side in
+                                   ((input_path, "input"), (target_path, "target")))
+    return build(cfg, input_header, target_header, os.path.basename(input_path),
+                 target_path and os.path.basename(target_path))
 
 
-def write_preview(path, chw, scaling):
-    """A PNG of the first (or mean) channel on the network's scale: a diverging map for signed
-    fields (magnetograms), grey otherwise (EUV on a log scale)."""
-    from matplotlib import colormaps
-    image = np.clip(np.asarray(chw, np.float32).mean(axis=0), -1.0, 1.0)
-    colours = colormaps["RdBu_r" if scaling.signed else "gray"]((image + 1.0) / 2.0)
-    write_image(path, np.rint(colours[:, :, :3] * 255).astype(np.uint8))
+def side_paths(pair, cfg):
+    """(network input file, target file or None) of a pair; for AB images, the image and None."""
+    if pair.layout in ("input", "AB"):
+        return pair.input_path, None
+    return _ordered(pair, cfg)
+
+
+def side_header(path, cfg, side):
+    """The FITS header of one side's file, or None when it is not FITS (or there is none)."""
+    if path is None or data_format(cfg, side) != "fits":
+        return None
+    return read_fits_header(path, getattr(cfg, "fits_hdu", "auto"))
+
+
+def side_unit(path, cfg, side):
+    """The physical unit of one side: --target_unit for the target, else the file's BUNIT."""
+    if side == "target" and getattr(cfg, "target_unit", None):
+        return cfg.target_unit
+    header = side_header(path, cfg, side)
+    return None if header is None else header.get("BUNIT")
 
 
 def load_target(pair, cfg):
@@ -256,4 +296,4 @@ def load_target(pair, cfg):
         return None
     if pair.layout == "AB":
         return load_physical(pair, cfg)[1]
-    return read_side(_ordered(pair, cfg)[1], cfg, "target")
+    return read_side(_ordered_files(pair, cfg)[1], cfg, "target")

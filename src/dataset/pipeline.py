@@ -1,4 +1,5 @@
-"""The training data pipeline on mindspore.dataset: resize, shared random crop and flip, sharding.
+"""The training data pipeline on mindspore.dataset: resize (or, with --preprocess crop, native-
+scale edge padding and rotation), shared random crop and flip, sharding.
 
 Every random choice is drawn from a generator seeded by (seed, epoch, sample index), not from
 a global RNG, so a batch's content does not depend on worker count, on restarts, or on how
@@ -12,7 +13,8 @@ import math
 import numpy as np
 
 from src.dataset.pairs import load_pair
-from src.dataset.transforms import crop_and_flip, resize_chw
+from src.dataset.transforms import crop_and_flip, pad_and_rotate, resize_chw
+from src.utils.errors import UserError
 
 
 def steps_per_epoch(num_samples, batch_size, rank_size):
@@ -44,9 +46,14 @@ class TrainSource:
     def sample(self, ticket):
         epoch, index = divmod(int(ticket), len(self.pairs))
         rng = np.random.default_rng([self.cfg.seed, epoch, index])
-        source, target = load_pair(self.pairs[index], self.cfg)
-        source = resize_chw(source, self.cfg.load_size)
-        target = resize_chw(target, self.cfg.load_size)
+        # Missing target pixels stay NaN (a resize widens them by its kernel's reach) until the
+        # training step, which fills them and leaves them out of the CC loss.
+        source, target = load_pair(self.pairs[index], self.cfg, missing_as_nan=True)
+        if getattr(self.cfg, "preprocess", "resize_and_crop") == "crop":
+            source, target = pad_and_rotate(source, target, rng, self.cfg.padding_size, self.cfg.max_rotation_angle)
+        else:
+            source = resize_chw(source, self.cfg.load_size)
+            target = resize_chw(target, self.cfg.load_size)
         source, target = crop_and_flip(source, target, rng, self.cfg.crop_size, not self.cfg.no_flip,
                                        getattr(self.cfg, "polarity_flip", False))
         noise = rng.random(self.noise_size, dtype=np.float32)
@@ -68,9 +75,20 @@ def train_tickets(num_samples, cfg, rank_size, rank, start_step, total_epochs):
     return tickets
 
 
+def check_native_sizes(pairs, cfg):
+    """Under --preprocess crop every image, padded, must hold a --crop_size crop."""
+    for pair in pairs:
+        height, width = load_pair(pair, cfg)[0].shape[1:]
+        if min(height, width) + 2 * cfg.padding_size < cfg.crop_size:
+            raise UserError(f"{pair.name}: {width}x{height} with --padding_size {cfg.padding_size} is smaller "
+                            f"than --crop_size {cfg.crop_size} (--preprocess crop does not resize)")
+
+
 def train_dataset(pairs, cfg, noise_size, rank_size=1, rank=0, start_step=0):
     """Batched mindspore.dataset yielding (input, target, noise) from `start_step` to the end."""
     import mindspore.dataset as ds
+    if getattr(cfg, "preprocess", "resize_and_crop") == "crop":
+        check_native_sizes(pairs, cfg)
     source = TrainSource(pairs, cfg, noise_size)
     tickets = train_tickets(len(pairs), cfg, rank_size, rank, start_step, cfg.epoch_num)
     dataset = ds.GeneratorDataset(source, column_names=["input", "target", "noise"],

@@ -14,15 +14,34 @@ def resize_chw(array, size):
                      for channel in array]).astype(np.float32)
 
 
+def pad_and_rotate(source, target, rng, padding, max_angle):
+    """pix2pixCC's native-scale augmentation before the crop: both sides padded by `padding`
+    pixels repeating their edges, then rotated about the centre by one random angle in
+    [-max_angle, max_angle] degrees (bilinear, edges repeated). A rotation keeps a
+    magnetogram's handedness, so the polarity rule needs no sign change here."""
+    if padding:
+        pad = ((0, 0), (padding, padding), (padding, padding))
+        source, target = np.pad(source, pad, mode="edge"), np.pad(target, pad, mode="edge")
+    if max_angle:
+        from scipy.ndimage import rotate
+        angle = float(rng.uniform(-max_angle, max_angle))
+        source, target = (rotate(side, angle, axes=(2, 1), reshape=False, order=1, mode="nearest")
+                          for side in (source, target))
+    return source, target
+
+
 def crop_and_flip(source, target, rng, crop_size, flip, polarity_flip=False):
-    """The same random crop, horizontal flip and (for signed fields) sign flip on both sides."""
+    """The same random crop on both sides, then, for half the samples, the same horizontal
+    mirror (`flip`) or mirror with sign reversal (`polarity_flip`, for line-of-sight
+    magnetograms: a mirrored active region keeps Hale's polarity rule only if its signs are
+    reversed too)."""
     height, width = source.shape[1:]
     top = int(rng.integers(0, height - crop_size + 1))
     left = int(rng.integers(0, width - crop_size + 1))
     window = (slice(None), slice(top, top + crop_size), slice(left, left + crop_size))
     source, target = source[window], target[window]
-    if flip and rng.random() < 0.5:
+    if (flip or polarity_flip) and rng.random() < 0.5:
         source, target = source[:, :, ::-1], target[:, :, ::-1]
-    if polarity_flip and rng.random() < 0.5:
-        source, target = -source, -target
+        if polarity_flip:
+            source, target = -source, -target
     return np.ascontiguousarray(source), np.ascontiguousarray(target)

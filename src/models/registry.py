@@ -4,6 +4,7 @@ checkpoint records them and a mismatch can be reported by name."""
 import mindspore.nn as nn
 from mindspore import Tensor, amp
 
+from src.dataset.normalize import fill_on_model_scale, side_scaling
 from src.models.discriminators import MultiScaleDiscriminator, NLayerDiscriminator
 from src.models.generators import ResidualGenerator, UnetGenerator, unet_depth
 from src.models.init import init_weights
@@ -133,7 +134,8 @@ def build_train_step(cfg, netG, netD, lr_per_step):
     opt_D = nn.Adam(netD.trainable_params(), learning_rate=lr, beta1=cfg.beta1, beta2=cfg.beta2)
     _name_optimizer_state(opt_G, "opt_G.", netG)
     _name_optimizer_state(opt_D, "opt_D.", netD)
-    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale)
+    target_fill = fill_on_model_scale(side_scaling(cfg, "target"))
+    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill)
 
 
 def _name_optimizer_state(optimizer, prefix, network):

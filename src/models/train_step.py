@@ -50,7 +50,7 @@ class GeneratorLoss(nn.Cell):
         self.lambda_gan = lambda_gan
         self.lambda_l1 = lambda_l1
 
-    def construct(self, x, y, fake):
+    def construct(self, x, y, fake, valid=None):
         fake = ops.cast(fake, mstype.float32)
         loss_gan = self.gan_loss(ops.cast(self.netD(x, fake), mstype.float32), True)
         loss_l1 = l1_loss(fake, y)
@@ -91,12 +91,16 @@ def _grad_reducer(params):
 class GANTrainOneStep(nn.Cell):
     """Updates D then G in one graph. Returns (loss_D, loss_G, *aux_D, *aux_G).
 
-    `loss_D` and `loss_G` are cells with construct(x, y, fake) -> (loss, aux tuple); the model
-    (pix2pix, pix2pixcc) decides what they compute. `netG(x, noise)` makes the fake.
+    `loss_D` and `loss_G` are cells with construct(x, y, fake) and construct(x, y, fake, valid)
+    -> (loss, aux tuple); the model (pix2pix, pix2pixcc) decides what they compute.
+    `netG(x, noise)` makes the fake. Missing target pixels arrive as NaN (the training pipeline
+    marks them): they become `target_fill` (the target's fill value on the network's scale, what
+    they were before) and `valid` is 0 there, so that loss_G can leave them out.
     """
 
-    def __init__(self, netG, netD, loss_D, loss_G, opt_G, opt_D, loss_scale=0.0):
+    def __init__(self, netG, netD, loss_D, loss_G, opt_G, opt_D, loss_scale=0.0, target_fill=0.0):
         super().__init__(auto_prefix=False)
+        self.target_fill = target_fill
         self.netG = netG
         self.loss_D = loss_D
         self.loss_G = loss_G
@@ -114,6 +118,8 @@ class GANTrainOneStep(nn.Cell):
             self.loss_scale = DynamicLossScale(loss_scale)
 
     def construct(self, x, y, noise):
+        has_data = ops.isfinite(y)
+        y, valid = ops.select(has_data, y, self.target_fill), ops.cast(has_data, mstype.float32)
         fake, pullback_G = ms.vjp(self.netG, x, noise, weights=self.weights_G)
 
         # vjp without has_aux: with it, MindSpore differentiates a wrapper of the loss cell and
@@ -125,7 +131,7 @@ class GANTrainOneStep(nn.Cell):
         loss_D = self._apply(self.opt_D, self._finish(grads_D, self.reducer_D), loss_D)
 
         # G's objective sees D after its update, as in the sequential PyTorch step.
-        (loss_G, aux_G), pullback_loss_G = ms.vjp(self.loss_G, x, y, ops.depend(fake, loss_D))
+        (loss_G, aux_G), pullback_loss_G = ms.vjp(self.loss_G, x, y, ops.depend(fake, loss_D), valid)
         d_fake = pullback_loss_G(self._seed(loss_G, aux_G))[2]
         grads_G = pullback_G(ops.cast(d_fake, fake.dtype))[1]
         loss_G = self._apply(self.opt_G, self._finish(grads_G, self.reducer_G), loss_G)
@@ -181,7 +187,8 @@ class Pix2PixCCGeneratorLoss(nn.Cell):
     """lambda_LSGAN * sum_s 0.5 LSGAN(D_s(x, fake), 1) + lambda_FM * FM + lambda_CC * mean_k (1 - CC_k).
 
     aux: (LSGAN term, FM term, CC loss) before weighting; the CC loss is the mean over the n_CC
-    scales of 1 - CC (concordance by default, as pix2pixCC's --ccc)."""
+    scales of 1 - CC (concordance by default, as pix2pixCC's --ccc), over the target's `valid`
+    pixels only (missing ones would otherwise correlate fill with fill)."""
 
     def __init__(self, netD, lambda_lsgan, lambda_fm, lambda_cc, n_cc, concordance, eps=1e-8):
         super().__init__(auto_prefix=False)
@@ -189,7 +196,7 @@ class Pix2PixCCGeneratorLoss(nn.Cell):
         self.cc = MultiScaleCC(n_cc, eps, concordance)
         self.lambda_lsgan, self.lambda_fm, self.lambda_cc = lambda_lsgan, lambda_fm, lambda_cc
 
-    def construct(self, x, y, fake):
+    def construct(self, x, y, fake, valid=None):
         fake = ops.cast(fake, mstype.float32)
         fake_features = self.netD(x, fake)
         real_features = self.netD(x, y)
@@ -197,7 +204,7 @@ class Pix2PixCCGeneratorLoss(nn.Cell):
         for fake_scale in fake_features:
             loss_gan = loss_gan + 0.5 * _lsgan(fake_scale[-1], True)
         loss_fm = feature_matching_loss(fake_features, real_features)
-        values = self.cc(y, fake)
+        values = self.cc(y, fake, valid)
         loss_cc = 0.0
         for value in values:
             loss_cc = loss_cc + (1.0 - value)

@@ -36,6 +36,13 @@ def non_negative_int(value):
     return number
 
 
+def non_negative_float(value):
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return number
+
+
 def positive_float(value):
     number = float(value)
     if not number > 0:
@@ -144,6 +151,17 @@ def optional_float(value):
     return None if value.lower() in ("none", "") else float(value)
 
 
+DURATION_UNITS = {"": 1.0, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(value):
+    """A time span such as 0, 90s, 12min, 6h or 1d, in seconds (a bare number: seconds)."""
+    match = re.fullmatch(r"\s*([-+]?\d+(?:\.\d*)?)\s*(s|min|h|d)?\s*", value)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 0, 90s, 12min, 6h or 1d, got {value!r}")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or ""]
+
+
 def _add_data_format(parser):
     group = parser.add_argument_group(
         "data formats and normalisation (names as in pix2pixCC; _input is the network's input, "
@@ -174,13 +192,19 @@ def _add_data_format(parser):
     group.add_argument("--target_unit", default=None,
                        help="BUNIT written into FITS predictions (e.g. Gauss); default: the target "
                             "file's BUNIT when there is one")
+    group.add_argument("--lead_time", type=duration, default=None,
+                       help="time from the input's observation to the target's, e.g. 0 (simultaneous), "
+                            "90s, 12min, 6h, 1d: a FITS prediction's DATE-OBS is the input's plus this; "
+                            "default: the target file's DATE-OBS in eval, none without a target")
     group.add_argument("--fits_mean_channels", type=str2bool, default=False,
                        help="True: a multi-channel prediction is written to FITS as the mean of its "
                             "channels (one image), as the solar pipeline does (default: %(default)s)")
     group.add_argument("--polarity_flip", type=str2bool, default=False,
-                       help="training only: multiply input and target by -1 at random (half the "
-                            "samples), for signed fields such as magnetograms; needs symmetric linear "
-                            "limits on both sides (default: %(default)s)")
+                       help="training only: for half the samples, mirror input and target left-right "
+                            "and multiply both by -1 (the solar pipeline's augmentation for "
+                            "line-of-sight magnetograms: mirroring alone breaks Hale's polarity rule); "
+                            "needs symmetric linear limits on both sides and no plain flip "
+                            "(default: %(default)s)")
 
 
 def _add_data(parser):
@@ -189,8 +213,21 @@ def _add_data(parser):
     group.add_argument("--load_size", type=positive_int, default=286,
                        help="images are resized to this square size before the random crop "
                             "(default: %(default)s)")
-    group.add_argument("--no_flip", type=str2bool, default=False,
-                       help="True: no random horizontal flip (default: %(default)s)")
+    group.add_argument("--preprocess", default="resize_and_crop", choices=["resize_and_crop", "crop"],
+                       help="resize_and_crop: resize to --load_size, then a random --crop_size crop "
+                            "(pix2pix); crop: keep the data's own plate scale (no resize): pad the edges "
+                            "by --padding_size, rotate by up to --max_rotation_angle, then a random "
+                            "--crop_size crop, both sides alike (pix2pixCC) (default: %(default)s)")
+    group.add_argument("--padding_size", type=non_negative_int, default=0,
+                       help="with --preprocess crop: pixels added on every side by repeating the edge, "
+                            "so that crops reach the borders (pix2pixCC's name) (default: %(default)s)")
+    group.add_argument("--max_rotation_angle", type=non_negative_float, default=0.0,
+                       help="with --preprocess crop: rotate both sides by one random angle within "
+                            "+-this many degrees (pix2pixCC's name; 0: none) (default: %(default)s)")
+    group.add_argument("--no_flip", type=str2bool, default=None,
+                       help="True: no random horizontal flip; default: flip 8-bit images, not "
+                            "tif/npy/fits arrays, whose mirror is unphysical (a magnetogram's "
+                            "polarity rule, solar rotation in a t -> t+dt pair); False flips them too")
     group.add_argument("--batch_size", type=positive_int, default=1,
                        help="images per step on each device (default: %(default)s)")
     group.add_argument("--num_parallel_workers", type=positive_int, default=2,
@@ -371,12 +408,20 @@ def _add_pair_files(parser):
     group = parser.add_argument_group("pairing")
     group.add_argument("--input_dir", required=True, help="folder of input files")
     group.add_argument("--target_dir", required=True, help="folder of target files")
-    group.add_argument("--key_regex", required=True,
+    group.add_argument("--key_regex", default=None,
                        help="regular expression whose groups, found in an input file name, form the "
-                            "pairing key, e.g. 'AR(\\d+)_(\\d{8}_\\d{4})'")
+                            "pairing key, e.g. 'AR(\\d+)_(\\d{8}_\\d{4})'; needed unless --time_tolerance")
     group.add_argument("--target_key_regex", default=None,
                        help="the key's expression for target names when it differs (e.g. another "
                             "instrument's naming); default: --key_regex")
+    group.add_argument("--time_tolerance", type=duration, default=None,
+                       help="pair FITS files by observation time (DATE-OBS, DATE_OBS, T_OBS or T_REC) "
+                            "instead of by name: each input with the target observed closest to its "
+                            "time plus --lead_time, if within this (e.g. 6min); a target serves one "
+                            "input at most")
+    group.add_argument("--lead_time", type=duration, default=0.0,
+                       help="with --time_tolerance: the target is observed this long after the input, "
+                            "e.g. 6h for a 6-hour forecast (default: 0, simultaneous)")
     group.add_argument("--output", default="./pairs.csv",
                        help="pairs.csv to write (key,input,target; paths relative to it) (default: %(default)s)")
 
@@ -389,6 +434,11 @@ def _add_split_data(parser):
     group.add_argument("--test_ratio", type=float, default=0.2,
                        help="share of the pairs that go to test (default: %(default)s)")
     group.add_argument("--seed", type=int, default=1, help="seed of the split (default: %(default)s)")
+    group.add_argument("--chronological", type=str2bool, default=False,
+                       help="True: the latest pairs (by the input FITS files' observation times) go "
+                            "to test and the earlier ones to train, so that the test period follows "
+                            "training; with --group_regex, whole groups by their first time "
+                            "(default: %(default)s)")
     group.add_argument("--group_regex", default=None,
                        help="regular expression whose groups, found in the input file name, name a "
                             "group (e.g. 'AR(\\d+)'); a group lies wholly in train or in test, so "
@@ -474,19 +524,16 @@ def validate(cfg):
     if getattr(cfg, "model", None) and getattr(cfg, "norm", "unset") is None:
         cfg.norm = "instance" if cfg.model == "pix2pixcc" else "batch"
     crop, load = getattr(cfg, "crop_size", None), getattr(cfg, "load_size", None)
-    if crop is not None and load is not None and crop > load:
+    if crop is not None and load is not None and crop > load and getattr(cfg, "preprocess", "") != "crop":
         raise UserError(f"--crop_size {crop} is larger than --load_size {load}; "
                         "the crop is taken from the resized image")
     if getattr(cfg, "epoch_num", "unset") is None:
         cfg.epoch_num = cfg.n_epochs + cfg.n_epochs_decay
         if cfg.epoch_num == 0:
             raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
-    if getattr(cfg, "polarity_flip", False):
-        from src.dataset.normalize import side_scaling
-        for side in ("input", "target"):
-            if not side_scaling(cfg, side).signed:
-                raise UserError(f"--polarity_flip True needs a signed {side}: linear, with "
-                                f"--saturation_lower_limit_{side} = -(--saturation_upper_limit_{side})")
+    _resolve_flip(cfg)
+    if getattr(cfg, "entry", None) == "pair_files" and (cfg.key_regex is None) == (cfg.time_tolerance is None):
+        raise UserError("pair_files.py pairs by name (--key_regex) or by time (--time_tolerance): give one")
     for side in ("input", "target"):
         lower = getattr(cfg, f"saturation_lower_limit_{side}", None)
         upper = getattr(cfg, f"saturation_upper_limit_{side}", None)
@@ -495,6 +542,26 @@ def validate(cfg):
                             f"--saturation_upper_limit_{side} {upper}")
     if getattr(cfg, "device_target", None) == "CPU" and getattr(cfg, "amp_level", "O0") != "O0":
         raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
+
+
+def _resolve_flip(cfg):
+    """--no_flip's default (flip 8-bit images only) and --polarity_flip's requirements."""
+    if not hasattr(cfg, "no_flip"):
+        return
+    from src.dataset.io import EIGHT_BIT_FORMATS
+    from src.dataset.normalize import side_scaling
+    arrays = any(getattr(cfg, f"data_format_{side}", "image") not in EIGHT_BIT_FORMATS
+                 for side in ("input", "target"))
+    if cfg.polarity_flip:
+        for side in ("input", "target"):
+            if not side_scaling(cfg, side).signed:
+                raise UserError(f"--polarity_flip True needs a signed {side}: linear, with "
+                                f"--saturation_lower_limit_{side} = -(--saturation_upper_limit_{side})")
+        if cfg.no_flip is False:
+            raise UserError("--polarity_flip True mirrors with sign reversal; --no_flip False would "
+                            "also mirror without it: drop --no_flip")
+    if cfg.no_flip is None:
+        cfg.no_flip = arrays or cfg.polarity_flip
 
 
 def flags_markdown(entry):

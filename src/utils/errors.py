@@ -1,13 +1,30 @@
-"""The one exception type whose message is shown to users, and the CLI wrapper that shows it."""
+"""The one exception type whose message is shown to users, the warning type shown beside it,
+and the CLI wrapper that shows them."""
 import sys
+import warnings
 
 
 class UserError(Exception):
     """A mistake in the user's input (flags, files, data): shown as one line, exit code 2."""
 
 
+class DataWarning(UserWarning):
+    """A likely mistake in the data or flags that does not stop the run: one `warning:` line."""
+
+
+def _show_data_warnings(show=warnings.showwarning):
+    """Print DataWarnings as `warning: message` lines on stderr; other warnings as before."""
+    def showwarning(message, category, *args, **kwargs):
+        if issubclass(category, DataWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, *args, **kwargs)
+    warnings.showwarning = showwarning
+
+
 def run_cli(main, argv=None):
     """Run an entry point's `main(argv)`; a UserError becomes one stderr line and exit code 2."""
+    _show_data_warnings()
     try:
         code = main(argv)
     except UserError as err:

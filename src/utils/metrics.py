@@ -1,6 +1,10 @@
 """Per-image quality metrics on arrays in the network's range [-1, 1] (data range 2), and their
 summary. L1, MSE, PSNR, SSIM and Pearson's correlation coefficient (CC); PSNR of identical
-images is inf, which the summary and the report handle."""
+images is inf, which the summary and the report handle.
+
+Every metric takes `valid`, a boolean array of the images' shape that is True where the target
+has data: only those pixels are counted (missing pixels hold a fill value that would inflate CC,
+SSIM and PSNR)."""
 import math
 
 import numpy as np
@@ -9,36 +13,41 @@ from scipy.ndimage import gaussian_filter
 DATA_RANGE = 2.0
 
 
-def l1(prediction, target):
-    return float(np.mean(np.abs(prediction - target)))
+def l1(prediction, target, valid):
+    return float(np.mean(np.abs(prediction - target)[valid]))
 
 
-def mse(prediction, target):
-    return float(np.mean((prediction - target) ** 2))
+def mse(prediction, target, valid):
+    return float(np.mean(((prediction - target) ** 2)[valid]))
 
 
-def psnr(prediction, target):
-    error = mse(prediction, target)
+def psnr(prediction, target, valid):
+    error = mse(prediction, target, valid)
     return math.inf if error == 0 else 10.0 * math.log10(DATA_RANGE ** 2 / error)
 
 
-def ssim(prediction, target):
-    """Mean SSIM over channels (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03)."""
+def ssim(prediction, target, valid):
+    """Mean SSIM over the counted pixels of every channel (Wang et al. 2004: Gaussian window
+    sigma 1.5, K1 0.01, K2 0.03). The window's local statistics weigh counted pixels only
+    (normalised convolution), so missing neighbours do not enter; with every pixel counted this
+    is the usual SSIM."""
     c1, c2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
-    values = []
-    for p, t in zip(prediction.astype(np.float64), target.astype(np.float64)):
-        blur = lambda a: gaussian_filter(a, 1.5, truncate=3.5)
+    maps = []
+    for p, t, w in zip(prediction.astype(np.float64), target.astype(np.float64), valid.astype(np.float64)):
+        weight = np.maximum(gaussian_filter(w, 1.5, truncate=3.5), 1e-12)
+        blur = lambda a: gaussian_filter(a * w, 1.5, truncate=3.5) / weight
         mu_p, mu_t = blur(p), blur(t)
         var_p, var_t = blur(p * p) - mu_p ** 2, blur(t * t) - mu_t ** 2
         cov = blur(p * t) - mu_p * mu_t
-        ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
-        values.append(ssim_map.mean())
-    return float(np.mean(values))
+        maps.append(((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2)))
+    return float(np.mean(np.stack(maps)[valid]))
 
 
-def pearson_cc(prediction, target):
-    """Pixel-to-pixel correlation; 1 for identical images, nan when either image is constant
-    and they differ (no correlation is defined)."""
+def pearson_cc(prediction, target, valid=None):
+    """Pixel-to-pixel correlation over the counted pixels; 1 for identical images, nan when
+    either image is constant and they differ (no correlation is defined)."""
+    if valid is not None:
+        prediction, target = prediction[valid], target[valid]
     p, t = prediction.ravel().astype(np.float64), target.ravel().astype(np.float64)
     if np.array_equal(p, t):
         return 1.0
@@ -52,20 +61,25 @@ METRICS = {"L1": l1, "MSE": mse, "PSNR": psnr, "SSIM": ssim, "CC": pearson_cc}
 
 def multiscale_cc_metrics(n_cc, concordance):
     """pix2pixCC's CC at each of its n_CC scales, by the very cell its loss uses (so the report
-    and the objective cannot disagree): {"CC_scale0": f, ...}, scale k pooled k times."""
+    and the objective cannot disagree, missing pixels left out alike): {"CC_scale0": f, ...},
+    scale k pooled k times."""
+    import mindspore as ms
     from mindspore import Tensor
     from src.models.losses import MultiScaleCC
-    cell = MultiScaleCC(n_cc, concordance=concordance)
+    # Compiled, whatever the caller's mode: MindSpore 2.10's PyNative fails the first Tensor
+    # product of a process here (an import of a NumPy-1 extension under NumPy 2).
+    cell = ms.jit(MultiScaleCC(n_cc, concordance=concordance).construct)
     cache = {}
 
-    def values(prediction, target):
-        key = (id(prediction), id(target))
+    def values(prediction, target, valid):
+        key = (id(prediction), id(target), id(valid))
         if key not in cache:
             cache.clear()
-            cache[key] = [float(v.asnumpy()) for v in cell(Tensor(target[None]), Tensor(prediction[None]))]
+            weight = Tensor(np.asarray(valid, np.float32)[None])
+            cache[key] = [float(v.asnumpy()) for v in cell(Tensor(target[None]), Tensor(prediction[None]), weight)]
         return cache[key]
 
-    return {f"CC_scale{k}": (lambda p, t, k=k: values(p, t)[k]) for k in range(n_cc)}
+    return {f"CC_scale{k}": (lambda p, t, v, k=k: values(p, t, v)[k]) for k in range(n_cc)}
 
 
 def _relative_error(predicted, true):
@@ -102,12 +116,16 @@ def metrics_for(cfg):
     return dict(METRICS)
 
 
-def compute_metrics(prediction, target, functions=METRICS):
-    """{metric: value} for CHW float arrays of the same shape in [-1, 1]."""
+def compute_metrics(prediction, target, functions=METRICS, valid=None):
+    """{metric: value} for CHW float arrays of the same shape in [-1, 1], over the pixels where
+    `valid` (default: all) is True; nan for every metric when no pixel is valid."""
     prediction, target = np.asarray(prediction, np.float32), np.asarray(target, np.float32)
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {prediction.shape} and target {target.shape} differ in shape")
-    return {name: function(prediction, target) for name, function in functions.items()}
+    valid = np.ones(target.shape, bool) if valid is None else np.broadcast_to(valid, target.shape)
+    if not valid.any():
+        return {name: math.nan for name in functions}
+    return {name: function(prediction, target, valid) for name, function in functions.items()}
 
 
 def summarise(rows, names=tuple(METRICS)):

@@ -33,6 +33,42 @@ def save_sample_grid(path, inputs, fakes, targets):
     write_image(path, grid)
 
 
+def _colour_scale(image, scaling):
+    """(colour map, norm): a diverging map centred on 0 for signed fields (magnetograms), a
+    logarithmic one for log-scale sides, linear otherwise; `scaling` None: an error map."""
+    from matplotlib.colors import LogNorm, Normalize
+    if scaling is None:
+        return "magma", Normalize(0.0, max(float(np.nanmax(image)) if np.isfinite(image).any() else 0.0, 1e-12))
+    if scaling.signed:
+        return "RdBu_r", Normalize(scaling.lower, scaling.upper)
+    if scaling.logscale:
+        return "inferno", LogNorm(10.0 ** scaling.lower, 10.0 ** scaling.upper, clip=True)
+    return "inferno", Normalize(scaling.lower, scaling.upper)
+
+
+def write_science_figure(path, panels):
+    """Side-by-side panels of physical 2-D arrays, each with a colour bar labelled with its
+    unit, in solar orientation (row 0 at the bottom: origin lower, north up for solar images).
+    panels: [(title, HW array, Scaling or None for an error map, unit)]. Written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.0), squeeze=False)
+    for axis, (title, image, scaling, unit) in zip(axes[0], panels):
+        cmap, norm = _colour_scale(image, scaling)
+        shown = axis.imshow(image, origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
+        axis.set_title(title, fontsize=9)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.04).set_label(unit or "no unit given", fontsize=8)
+    fig.tight_layout()
+    directory, base = os.path.split(path)
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 class LossLog:
     """Per-step losses in a CSV that a resumed run continues, and the loss-curve PNG."""
 
