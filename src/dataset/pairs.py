@@ -214,7 +214,8 @@ def load_input(pair, cfg):
     if pair.layout == "AB":
         physical = load_physical(pair, cfg)[0]
     else:
-        physical = read_side(pair.input_path if pair.layout == "input" else _ordered(pair, cfg)[0], cfg, "input")
+        physical = read_side(pair.input_files if pair.layout == "input" else _ordered_files(pair, cfg)[0],
+                             cfg, "input")
     return to_model(physical, side_scaling(cfg, "input"))
 
 
