@@ -276,14 +276,14 @@ def test_eval_counts_valid_pixels_and_draws_fits_in_solar_orientation_with_colou
     import csv
     from PIL import Image
     from test_fits import magnetogram_folder
-    from src.dataset.pairs import find_pairs, load_eval_pair
+    from src.dataset.pairs import find_pairs, load_pair
     data = magnetogram_folder(str(tmp_path / "val"), 2)
     cfg = parse_args("eval", ["--val_data_dir", data, "--ckpt", "g.ckpt", *MAGNETOGRAM, "--crop_size", "32"])
     pairs = find_pairs(data, cfg=cfg)
     items = []
     for pair in pairs:  # a "model" that predicts the target itself, with the filled corner
-        source, target, size = load_eval_pair(pair, cfg)
-        items.append((pair, source, target, size))
+        source, target = load_pair(pair, cfg)
+        items.append((pair, source, target, source.shape[1:]))
     rows = evaluate(items, cfg, str(tmp_path / "pred"), str(tmp_path / "report"), progress=lambda line: None)
     assert rows[0]["counted_fraction"] == pytest.approx(1 - 9 / 1600)  # the 3x3 NaN corner is left out
     assert rows[0]["CC"] == 1.0 and rows[0]["MAE_phys"] == pytest.approx(0.0, abs=1e-3)
