@@ -13,6 +13,7 @@ from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
 from src.export import recorded_flags
 from src.models import registry
 from src.utils import checkpoint
+from src.utils.config import CONFIG_FILE, save_resolved_config
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
@@ -87,7 +88,7 @@ class Trainer:
         cfg, main = self.cfg, self.ranks.is_main
         if main:
             self.loss_log.start(self.start_step)
-            checkpoint.save_run_config(cfg.ckpt_dir, cfg)
+            save_resolved_config(cfg, os.path.join(cfg.ckpt_dir, CONFIG_FILE))
         print(f"rank {self.ranks.rank}/{self.ranks.size}: {len(self.pairs)} pairs, "
               f"{self.steps_per_epoch} steps per epoch, {cfg.epoch_num} epochs, "
               f"starting at step {self.start_step}", flush=True)

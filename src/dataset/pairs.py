@@ -35,7 +35,7 @@ INPUT_SEPARATOR = ";"
 
 
 def data_format(cfg, side):
-    return getattr(cfg, f"data_format_{side}", None) or "image"
+    return getattr(cfg, f"data_format_{side}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _folder_pairs(data_dir, flag, cfg):
     """input/NAME paired with target/NAME by file name without its extension (so that a.fits
     pairs with a.npy when the two sides have different formats); a file without its partner,
     or two files of one name, is an error naming it."""
-    sides = ("input", "target") if getattr(cfg, "direction", "AtoB") == "AtoB" else ("target", "input")
+    sides = ("input", "target") if cfg.direction == "AtoB" else ("target", "input")
     formats = {folder: data_format(cfg, side) for folder, side in zip(("input", "target"), sides)}
     by_stem = {}
     for folder in ("input", "target"):
@@ -153,7 +153,7 @@ def find_inputs(data_dir, flag="--input_dir", cfg=None):
 
 def _ordered_files(pair, cfg):
     """(network input files, target files) of a two-file pair, after --direction."""
-    if getattr(cfg, "direction", "AtoB") == "AtoB":
+    if cfg.direction == "AtoB":
         return pair.input_files, (pair.target_path,)
     return (pair.target_path,), pair.input_files
 
@@ -169,7 +169,7 @@ def read_side(paths, cfg, side):
     """One side of a pair in its own units (float32 CHW), read as its format says, from one
     file or several stacked as channels."""
     channels = cfg.input_nc if side == "input" else cfg.output_nc
-    return read_stack(paths, data_format(cfg, side), channels, getattr(cfg, "fits_hdu", "auto"))
+    return read_stack(paths, data_format(cfg, side), channels, cfg.fits_hdu)
 
 
 def load_physical(pair, cfg):
@@ -243,9 +243,9 @@ def write_prediction(pair, prediction, predict_dir, cfg, original_size):
     if output_format in EIGHT_BIT_FORMATS:
         write_image(path, np.transpose(np.rint(np.clip(physical, 0, 255)), (1, 2, 0)).astype(np.uint8))
         return path, restored
-    unit = getattr(cfg, "target_unit", None)
+    unit = cfg.target_unit
     if output_format == "fits":
-        if getattr(cfg, "fits_mean_channels", False):
+        if cfg.fits_mean_channels:
             physical = physical.mean(axis=0, keepdims=True)
         header = prediction_header(pair, cfg)
         unit = header.get("BUNIT")
@@ -279,12 +279,12 @@ def side_header(path, cfg, side):
     """The FITS header of one side's file, or None when it is not FITS (or there is none)."""
     if path is None or data_format(cfg, side) != "fits":
         return None
-    return read_fits_header(path, getattr(cfg, "fits_hdu", "auto"))
+    return read_fits_header(path, cfg.fits_hdu)
 
 
 def side_unit(path, cfg, side):
     """The physical unit of one side: --target_unit for the target, else the file's BUNIT."""
-    if side == "target" and getattr(cfg, "target_unit", None):
+    if side == "target" and cfg.target_unit:
         return cfg.target_unit
     header = side_header(path, cfg, side)
     return None if header is None else header.get("BUNIT")

@@ -87,7 +87,7 @@ def check_native_sizes(pairs, cfg):
 def train_dataset(pairs, cfg, noise_size, rank_size=1, rank=0, start_step=0):
     """Batched mindspore.dataset yielding (input, target, noise) from `start_step` to the end."""
     import mindspore.dataset as ds
-    if getattr(cfg, "preprocess", "resize_and_crop") == "crop":
+    if cfg.preprocess == "crop":
         check_native_sizes(pairs, cfg)
     source = TrainSource(pairs, cfg, noise_size)
     tickets = train_tickets(len(pairs), cfg, rank_size, rank, start_step, cfg.epoch_num)

@@ -35,11 +35,11 @@ class UnetDown(nn.Cell):
     """[LeakyReLU 0.2] -> 4x4 conv stride 2 -> [norm]: the activation of the block before it
     is applied here so that the skip connection carries the un-activated features."""
 
-    def __init__(self, in_channels, out_channels, norm, pad_mode, outermost, innermost):
+    def __init__(self, in_channels, out_channels, norm, padding_type, outermost, innermost):
         super().__init__()
         with_norm = not (outermost or innermost)
         layers = [] if outermost else [LeakyReLU(0.2)]
-        layers.append(down_conv(in_channels, out_channels, pad_mode, has_bias=uses_bias(norm) or not with_norm))
+        layers.append(down_conv(in_channels, out_channels, padding_type, has_bias=uses_bias(norm) or not with_norm))
         if with_norm:
             layers.append(norm_layer(norm, out_channels))
         self.block = nn.SequentialCell(layers)
@@ -68,7 +68,7 @@ class UnetGenerator(nn.Cell):
     levels between the fourth and the innermost carry dropout while training (three at 256 px).
     """
 
-    def __init__(self, input_nc, output_nc, ngf, num_downs, norm="batch", pad_mode="CONSTANT",
+    def __init__(self, input_nc, output_nc, ngf, num_downs, norm="batch", padding_type="zero",
                  use_dropout=True, dropout_rate=0.5, train_size=256):
         super().__init__()
         widths = [ngf, ngf * 2, ngf * 4] + [ngf * 8] * (num_downs - 3)
@@ -77,7 +77,7 @@ class UnetGenerator(nn.Cell):
         for level in range(num_downs):
             outermost, innermost = level == 0, level == num_downs - 1
             outer = widths[level - 1] if level else None
-            downs.append(UnetDown(input_nc if outermost else outer, widths[level], norm, pad_mode,
+            downs.append(UnetDown(input_nc if outermost else outer, widths[level], norm, padding_type,
                                   outermost, innermost))
             up_in = widths[level] if innermost else widths[level] * 2
             ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost))
@@ -157,12 +157,12 @@ class ResidualGenerator(nn.Cell):
 
     dropout_noise_size = 0
 
-    def __init__(self, input_nc, output_nc, n_gf=64, n_downsample=4, n_residual=9, trans_conv=True,
+    def __init__(self, input_nc, output_nc, ngf=64, n_downsample=4, n_residual=9, trans_conv=True,
                  norm="instance", padding_type="replication", output_activation="linear"):
         super().__init__()
-        layers = [Pad2d(3, padding_type), nn.Conv2d(input_nc, n_gf, 7, pad_mode="valid", has_bias=True),
-                  norm_layer(norm, n_gf), Mish()]
-        width = n_gf
+        layers = [Pad2d(3, padding_type), nn.Conv2d(input_nc, ngf, 7, pad_mode="valid", has_bias=True),
+                  norm_layer(norm, ngf), Mish()]
+        width = ngf
         for _ in range(n_downsample):
             layers += [nn.Conv2d(width, width * 2, 5, stride=2, pad_mode="pad", padding=2, has_bias=True),
                        norm_layer(norm, width * 2), Mish()]

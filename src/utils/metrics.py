@@ -111,7 +111,7 @@ METRIC_FLAGS = ("n_CC", "ccc")
 
 def metrics_for(cfg):
     """The metrics eval reports for this model: the common five, and pix2pixCC's per-scale CC."""
-    if getattr(cfg, "model", "pix2pix") == "pix2pixcc":
+    if cfg.model == "pix2pixcc":
         return {**METRICS, **multiscale_cc_metrics(cfg.n_CC, cfg.ccc)}
     return dict(METRICS)
 
