@@ -17,7 +17,6 @@ from src.models import registry
 from src.utils import checkpoint
 from src.utils.config import apply_recorded_flags, settings
 from src.utils.errors import UserError
-from src.utils.metrics import METRIC_FLAGS
 
 
 def recorded_flags(cfg):
@@ -105,7 +104,7 @@ def write_model_card(exported_path, cfg, size):
     card = {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "size_unit": registry.size_unit(cfg),
             "output_nc": cfg.output_nc,
             "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
-            "metrics": {name: getattr(cfg, name) for name in METRIC_FLAGS},
+            "metrics": {name: getattr(cfg, name) for name in registry.metric_flags()},
             "checkpoint": os.path.abspath(cfg.ckpt), "bn_stats": cfg.bn_stats, "dropout_at_inference": False,
             "arch": {"model": cfg.model, **registry.arch(cfg, "generator")}}
     checkpoint.atomic_write_text(exported_path + ".json", json.dumps(card, indent=1))

@@ -10,6 +10,7 @@ from src.models.losses import MultiScaleCC, feature_matching_loss
 from src.models.registry import Model, register_model
 from src.utils.config import non_negative_int, positive_int, str2bool
 from src.utils.errors import UserError
+from src.utils.metrics import multiscale_cc_metrics
 
 
 def _lsgan(prediction, real):
@@ -104,6 +105,9 @@ class Pix2PixCC(Model):
         group.add_argument("--ccc", type=str2bool, default=True,
                            help="True: Lin's concordance correlation coefficient; False: Pearson's "
                                 "(default: %(default)s)")
+
+    def metrics(self, cfg):
+        return multiscale_cc_metrics(cfg.n_CC, cfg.ccc)
 
     def derived(self, cfg):
         return {"size_unit": self.size_unit(cfg)}

@@ -39,6 +39,10 @@ class Model:
     def add_metric_flags(self, group):
         """Flags of this model's extra metrics: training (validation) and eval."""
 
+    def metrics(self, cfg):
+        """{name: function(prediction, target, valid)} of metrics eval adds for this model."""
+        return {}
+
     def derived(self, cfg):
         """{name: value} of architecture values computed from flags (e.g. the U-Net's depth)."""
         return {}
@@ -73,6 +77,16 @@ def models():
 
 def model_of(cfg):
     return models()[cfg.model]
+
+
+def metric_flags():
+    """The flags of every model's metrics: export records them in the model card, so that
+    inference away from eval.py scores alike."""
+    import argparse
+    parser = argparse.ArgumentParser(add_help=False)
+    for model in models().values():
+        model.add_metric_flags(parser)
+    return tuple(action.dest for action in parser._actions)  # argparse keeps no public list
 
 
 def arch(cfg, network):
