@@ -18,9 +18,10 @@ def main(argv=None):
     tiling = card_tiling(card, cfg)
     pairs = find_inputs(cfg.input_dir, "--input_dir", data_cfg)
     batch_size = card["input_shape"][0]
+    report_dir = cfg.predict_dir + "_report"
     evaluate(predictions(pairs, data_cfg, graph_run(graph, batch_size), batch_size, tiling), data_cfg,
-             cfg.predict_dir, cfg.predict_dir + "_report")
-    save_resolved_config(cfg, os.path.join(cfg.predict_dir, CONFIG_FILE))
+             cfg.predict_dir, report_dir)
+    save_resolved_config(cfg, os.path.join(report_dir, CONFIG_FILE))
     return 0
 
 

@@ -19,6 +19,7 @@ from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is
                             write_image)
 from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
+from src.utils.config import settings
 from src.utils.errors import UserError
 from src.utils.report import write_science_figure
 
@@ -53,7 +54,9 @@ class Pair:
 
 
 def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
-    """All pairs under `data_dir`, sorted by name; UserError if there are none."""
+    """All pairs under `data_dir`, sorted by name; UserError if there are none. Without `cfg`,
+    the default data flags (8-bit images, AtoB)."""
+    cfg = settings() if cfg is None else cfg
     if not data_dir:
         raise UserError(f"{flag} is required")
     if not os.path.isdir(data_dir):
@@ -62,7 +65,7 @@ def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
         return read_pairs_csv(os.path.join(data_dir, PAIRS_CSV), flag)
     if os.path.isdir(os.path.join(data_dir, "input")) and os.path.isdir(os.path.join(data_dir, "target")):
         return _folder_pairs(data_dir, flag, cfg)
-    if cfg is not None and not {data_format(cfg, "input"), data_format(cfg, "target")} <= set(EIGHT_BIT_FORMATS):
+    if not {data_format(cfg, "input"), data_format(cfg, "target")} <= set(EIGHT_BIT_FORMATS):
         raise UserError(f"{flag} {data_dir}: {data_format(cfg, 'input')}/{data_format(cfg, 'target')} data "
                         f"need input/ and target/ subfolders or a {PAIRS_CSV}; AB images are 8-bit only")
     names = sorted(name for name in os.listdir(data_dir)
@@ -143,6 +146,7 @@ def _folder_pairs(data_dir, flag, cfg):
 
 def find_inputs(data_dir, flag="--input_dir", cfg=None):
     """Every input file of a folder, without targets (for translating new data)."""
+    cfg = settings() if cfg is None else cfg
     if not os.path.isdir(data_dir or ""):
         raise UserError(f"{flag} {data_dir}: no such folder")
     names = _files_in(data_dir, data_format(cfg, "input"))
