@@ -214,3 +214,32 @@ class Pix2PixCCGeneratorLoss(nn.Cell):
         loss_cc = loss_cc / len(values)
         total = self.lambda_lsgan * loss_gan + self.lambda_fm * loss_fm + self.lambda_cc * loss_cc
         return total, (loss_gan, loss_fm, loss_cc)
+
+
+def running_statistics(*networks):
+    """The batch-norm running statistics of `networks` (empty under instance norm)."""
+    return [param for network in networks for param in network.get_parameters()
+            if param.name.endswith(("moving_mean", "moving_variance"))]
+
+
+class AverageAcrossRanks(nn.Cell):
+    """Replaces each parameter by its mean over all ranks (one AllReduce each).
+
+    Under data parallel each rank's batch norm updates its running statistics from its own
+    share of the batch (MindSpore's SyncBatchNorm is Ascend-only); averaging them before a
+    checkpoint, a validation or the fingerprint makes every rank hold, and save, the
+    statistics of the whole data. The running mean and variance are exponential averages,
+    linear in the batches, so averaging them at any step gives the same values as averaging
+    every batch's. Every rank must run it at the same point: it is a collective."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.params = ParameterTuple(params)
+        self.all_reduce = ops.AllReduce()
+        self.group_size = get_group_size()
+
+    def construct(self):
+        done = True
+        for param in self.params:
+            done = ops.depend(done, ops.assign(param, self.all_reduce(param) / self.group_size))
+        return done
