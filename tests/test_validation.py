@@ -127,3 +127,24 @@ def test_the_discriminator_warning_comes_once_after_a_run_of_wins():
     assert "won for 3 steps in a row" in seen[5]
     lsgan = DiscriminatorWatch("lsgan", patience=1)
     assert lsgan.update(1, 0.05, 0.05) is None and lsgan.update(2, 0.005, 0.001)
+
+
+def test_array_targets_are_validated_in_physical_units_and_kept_by_cc(tmp_path):
+    """pix2pixCC on FITS magnetograms with missing corners: the physical and per-scale metrics
+    are in the table, and the best checkpoint follows CC (higher is better) by default."""
+    from test_fits import MAGNETOGRAM, magnetogram_folder
+    train = magnetogram_folder(str(tmp_path / "train"), 4)
+    val = magnetogram_folder(str(tmp_path / "val"), 2, seed=9)
+    out = str(tmp_path / "out")
+    flags = ["--model", "pix2pixcc", "--n_gf", "8", "--n_df", "8", "--n_residual", "1", "--n_downsample", "2",
+             "--n_CC", "2", "--val_data_dir", val, *MAGNETOGRAM]
+    result = run_entry("train.py", tiny_train_args(train, out, *flags))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = read_csv(os.path.join(out, "loss", "val_metrics.csv"))
+    assert len(rows) == 2
+    for column in ("CC", "CC_scale0", "CC_scale1", "MAE_phys", "RMSE_phys", "CC_phys", "counted_fraction"):
+        assert column in rows[0]
+    assert float(rows[0]["counted_fraction"]) == pytest.approx(1 - 9 / 1600)  # the 3x3 NaN corner
+    record = read_json(os.path.join(out, "ckpt", "Generator_best.json"))
+    assert record["metric"] == "CC"
+    assert record["value"] == pytest.approx(max(float(r["CC"]) for r in rows), rel=1e-5)
