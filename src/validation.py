@@ -102,12 +102,12 @@ class Validator:
         rows = self.read()
         row = {"epoch": str(epoch), "step": str(step), **{name: f"{value:.6g}" for name, value in means.items()}}
         self._write(row.keys(), rows + [row])
-        self.plot()
         shown = " ".join(f"{name}={value:.4f}" for name, value in means.items())
         print(f"epoch {epoch}: validation on {len(self.pairs)} pairs: {shown}", flush=True)
         if is_better(means[self.metric], self.best, self.metric):
             self.best = means[self.metric]
             self._save_best(epoch, step)
+        self.plot()
         return means
 
     def _save_best(self, epoch, step):
@@ -120,10 +120,12 @@ class Validator:
         print(f"epoch {epoch}: best {self.metric} so far ({self.best:.4f}): saved {BEST_CKPT}", flush=True)
 
     def plot(self):
-        """val_curve.png: one panel per metric over the epochs."""
+        """val_curve.png: one panel per metric over the epochs, the best value of --best_metric
+        so far drawn as a dashed line."""
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
         rows = self.read()
         names = [name for name in rows[0] if name not in ("epoch", "step")]
         epochs = [int(row["epoch"]) for row in rows]
@@ -135,6 +137,10 @@ class Validator:
             axis.plot(epochs, values, marker="o", markersize=3, linewidth=1)
             direction = f" ({'lower' if BEST_METRICS[name] else 'higher'} is better)" if name in BEST_METRICS else ""
             axis.set_title(name + direction, fontsize=8)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if name == self.metric and self.best is not None:
+                axis.axhline(self.best, color="tab:green", linestyle="--", linewidth=0.8, label="best")
+                axis.legend(fontsize=7)
             axis.set_xlabel("epoch", fontsize=8)
             axis.grid(alpha=0.3)
         for axis in axes.ravel()[len(names):]:
