@@ -11,6 +11,24 @@ die_usage() {  # one line saying what is wrong, then the usage; exit 2
     exit 2
 }
 
+# The multi-node settings every distributed launcher reads from the environment.
+MULTI_NODE_HELP="Several machines (msrun): run the same command on every machine with
+  NODE_NUM=<machines> NODE_RANK=<0..NODE_NUM-1, this machine> MASTER_ADDR=<node 0's address>
+  the worker count is per machine (all machines alike; the job has NODE_NUM x that many ranks).
+Environment (defaults in brackets):
+  NODE_NUM [1]            machines in the job
+  NODE_RANK [0]           this machine's rank; its workers get ranks NODE_RANK x workers + 0..workers-1
+  MASTER_ADDR [127.0.0.1] node 0's address, reachable from every machine (node 0 runs the scheduler)
+  MASTER_PORT [8118]      the scheduler's port, the same on every machine
+  CLUSTER_TIMEOUT [300]   seconds a worker waits for the others to join, or for a lost one, before the
+                          whole job fails (msrun --cluster_time_out)
+  P2P_RUN_DIR             this machine's run folder (default runs/<kind>_<name>_<time>); logs in its logs/
+  P2P_FOREGROUND [0]      1: wait for the job and return its exit code"
+
+show_help() {  # show_help FIRST_ARG: print usage and the multi-node help for -h/--help, exit 0
+    case "$1" in -h|--help) echo "usage: $USAGE"; echo "$MULTI_NODE_HELP"; exit 0 ;; esac
+}
+
 need_args() {  # need_args GOT WANTED
     [ "$1" -ge "$2" ] || die_usage "expected at least $2 arguments, got $1"
 }
@@ -56,6 +74,26 @@ train_output_flags() {
     echo "--ckpt_dir $RUN_DIR/ckpt --train_fakeimg_dir $RUN_DIR/fake_img --loss_show_dir $RUN_DIR/loss_show"
 }
 
+# msrun_launch LOCAL_WORKERS TRAIN.PY_AND_FLAGS...: msrun with this machine's share of the job
+# (NODE_NUM, NODE_RANK, MASTER_ADDR, MASTER_PORT, CLUSTER_TIMEOUT), logs in $RUN_DIR/logs.
+msrun_launch() {
+    local local_workers=$1; shift
+    local nodes=${NODE_NUM:-1} node_rank=${NODE_RANK:-0} timeout=${CLUSTER_TIMEOUT:-300}
+    positive_int "$nodes" NODE_NUM; non_negative_int "$node_rank" NODE_RANK; positive_int "$timeout" CLUSTER_TIMEOUT
+    [ "$node_rank" -lt "$nodes" ] || die_usage "NODE_RANK $node_rank must be below NODE_NUM $nodes"
+    command -v msrun > /dev/null || die_usage "msrun not found: put MindSpore's bin folder on PATH"
+    local first=$((node_rank * local_workers))
+    echo "node $node_rank of $nodes: ranks $first..$((first + local_workers - 1)) of $((nodes * local_workers)), master ${MASTER_ADDR:-127.0.0.1}:${MASTER_PORT:-8118}"
+    echo "per-rank logs: $RUN_DIR/logs/worker_<rank>.log"
+    FAIL_HINT="node $node_rank of $nodes: the distributed job failed: a rank on this machine failed, or one on \
+another machine failed or did not join within CLUSTER_TIMEOUT=${timeout}s, and msrun ended the whole job; the first \
+error is in the worker logs in $RUN_DIR/logs (and in the other machines' run folders)"
+    launch "$RUN_DIR/logs/msrun.log" msrun --worker_num="$((nodes * local_workers))" \
+        --local_worker_num="$local_workers" --node_rank="$node_rank" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+        --master_port="${MASTER_PORT:-8118}" --cluster_time_out="$timeout" --log_dir="$RUN_DIR/logs" \
+        --join=True "$@"
+}
+
 # launch LOG COMMAND...: in the foreground when P2P_FOREGROUND=1 (returns its exit code),
 # otherwise in the background with nohup, like the model zoo's scripts.
 launch() {
@@ -64,7 +102,8 @@ launch() {
     if [ "${P2P_FOREGROUND:-0}" = "1" ]; then
         "$@" > "$log" 2>&1
         local code=$?
-        [ $code -eq 0 ] || { echo "failed with exit code $code; last lines of $log:" >&2; tail -n 20 "$log" >&2; }
+        [ $code -eq 0 ] || { echo "failed with exit code $code; last lines of $log:" >&2; tail -n 20 "$log" >&2
+                             [ -z "$FAIL_HINT" ] || echo "error: $FAIL_HINT" >&2; }
         return $code
     fi
     nohup "$@" > "$log" 2>&1 &

@@ -12,12 +12,14 @@ from src.dataset.pairs import find_pairs, load_pair
 from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
 from src.export import recorded_flags
 from src.models import registry
+from src.models.train_step import AverageAcrossRanks, running_statistics
 from src.utils import checkpoint
 from src.utils.config import CONFIG_FILE, save_resolved_config
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
 from src.utils.report import LossLog, save_sample_grid
+from src.validation import Validator
 
 
 def check_pairs(pairs, cfg):
@@ -37,6 +39,32 @@ def sample_batch(pairs, cfg):
     """The fixed pair drawn in every epoch's sample grid, resized to the training size."""
     source, target = load_pair(pairs[0], cfg)
     return (resize_chw(source, cfg.crop_size)[None], resize_chw(target, cfg.crop_size)[None])
+
+
+class DiscriminatorWatch:
+    """Warns once when D tells real from fake with confidence (each term below the loss of
+    a 0.9 probability on the right side) for `patience` steps in a row: G's GAN loss then
+    only rises, and G learns from the L1/CC term alone (README: reading the curves)."""
+
+    # The per-term D loss of a prediction 0.9 on the right side: -ln 0.9, or (1 - 0.9)^2.
+    THRESHOLDS = {"vanilla": 0.105, "lsgan": 0.01}
+
+    def __init__(self, gan_mode, patience=200):
+        self.threshold = self.THRESHOLDS[gan_mode]
+        self.patience = patience
+        self.run_length = 0
+        self.warned = False
+
+    def update(self, step, loss_real, loss_fake):
+        """Count a step's D terms; returns the warning the first time the run is long enough."""
+        self.run_length = self.run_length + 1 if max(loss_real, loss_fake) < self.threshold else 0
+        if self.warned or self.run_length < self.patience:
+            return None
+        self.warned = True
+        return (f"warning: step {step}: the discriminator has won for {self.run_length} steps in a row "
+                f"(loss_D_real and loss_D_fake below {self.threshold}); G's adversarial loss will keep "
+                "rising. See 'Reading the curves' in the README (e.g. lower --LAMBDA_Dis, raise "
+                "--LAMBDA_GAN or try --gan_mode lsgan)")
 
 
 def _format_duration(seconds):
@@ -70,6 +98,11 @@ class Trainer:
             raise UserError(f"the resume state in {cfg.ckpt_dir} is at step {self.start_step}, past "
                             f"the {self.total_steps} steps of this run; raise --epoch_num")
         self.loss_log = LossLog(cfg.loss_show_dir, registry.loss_names(cfg))
+        self.validator = (Validator(cfg, self.netG, self.val_pairs)
+                          if cfg.val_data_dir and cfg.val_interval and self.ranks.is_main else None)
+        statistics = running_statistics(self.netG, self.netD)
+        self.average_statistics = AverageAcrossRanks(statistics) if self.ranks.size > 1 and statistics else None
+        self.d_watch = DiscriminatorWatch("lsgan" if cfg.model == "pix2pixcc" else cfg.gan_mode)
 
     def _compile(self):
         """Compile the step before any state is loaded: compilation settles parameter names
@@ -89,6 +122,8 @@ class Trainer:
         if main:
             self.loss_log.start(self.start_step)
             save_resolved_config(cfg, os.path.join(cfg.ckpt_dir, CONFIG_FILE))
+            if self.validator:
+                self.validator.start(self.start_step // self.steps_per_epoch)
         print(f"rank {self.ranks.rank}/{self.ranks.size}: {len(self.pairs)} pairs, "
               f"{self.steps_per_epoch} steps per epoch, {cfg.epoch_num} epochs, "
               f"starting at step {self.start_step}", flush=True)
@@ -104,12 +139,18 @@ class Trainer:
             epoch = (step - 1) // self.steps_per_epoch + 1
             if main:
                 self.loss_log.append(step, epoch, values)
+                warning = self.d_watch.update(step, values[2], values[3])
+                if warning:
+                    print(warning, flush=True)
             if step % cfg.print_interval == 0 or step == self.total_steps:
                 self._print_progress(step, epoch, values, timed_from)
             if step % self.steps_per_epoch == 0:
                 self._end_epoch(step, epoch)
-            elif main and cfg.save_checkpoint_steps and step % cfg.save_checkpoint_steps == 0:
-                checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
+            elif cfg.save_checkpoint_steps and step % cfg.save_checkpoint_steps == 0:
+                self._average_statistics()
+                if main:
+                    checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
+        self._average_statistics()
         print(f"rank {self.ranks.rank}: parameter fingerprint {self._fingerprint()}", flush=True)
         if main:
             print(f"done: checkpoints in {os.path.abspath(cfg.ckpt_dir)}, samples in "
@@ -117,9 +158,16 @@ class Trainer:
                   f"{os.path.abspath(cfg.loss_show_dir)}", flush=True)
         return 0
 
+    def _average_statistics(self):
+        """Under data parallel, every rank takes the ranks' mean batch-norm running statistics
+        (a collective: all ranks call it at the same steps)."""
+        if self.average_statistics is not None:
+            self.average_statistics()
+
     def _fingerprint(self):
-        """SHA-256 of every weight and optimiser state: equal on all ranks of a healthy
-        data-parallel run, which a user can check in the per-rank logs."""
+        """SHA-256 of every weight, batch-norm running statistic (averaged across ranks) and
+        optimiser state: equal on all ranks of a healthy data-parallel run, which a user can
+        check in the per-rank logs."""
         digest = hashlib.sha256()
         for name, param in sorted(self.step_cell.parameters_dict().items()):
             if not name.endswith("learning_rate"):
@@ -144,11 +192,16 @@ class Trainer:
               f"| {per_step:.3f} s/step | ETA {_format_duration(eta)}", flush=True)
 
     def _end_epoch(self, step, epoch):
+        """Samples, curves, validation and checkpoints, on rank 0 only: the other ranks go on
+        and wait at the next step's gradient all-reduce, for as long as this takes."""
         cfg = self.cfg
+        self._average_statistics()
         if not self.ranks.is_main:
             return
         self._save_samples(epoch)
         self.loss_log.plot(os.path.join(cfg.loss_show_dir, "loss_curve.png"))
+        if self.validator and self.validator.due(epoch):
+            self.validator.run(epoch, step)
         if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
             checkpoint.save_network(self.netG, os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
                                     {"model": cfg.model, **registry.arch(cfg, "generator")},

@@ -174,3 +174,16 @@ def test_learning_rate_schedules():
     assert cosine[0] == 1.0 and np.all(np.diff(cosine) < 0)
     # Stopping early does not change the rates of the epochs that run.
     np.testing.assert_array_equal(learning_rates("linear", 1.0, 2, 2, 2, 3), linear[:6])
+
+
+@pytest.mark.parametrize("init_scale, clean_steps, scale_after", [(1024.0, 3, 1024.0), (3e38, 0, 3e38 / 8)])
+def test_the_loss_scale_moves_once_per_step(init_scale, clean_steps, scale_after):
+    """3 steps: clean ones count 1 each (not 2: D and G share one step), and a scale that
+    overflows both networks' gradients halves once per step, 3 times in all."""
+    x, y = rand(1, 3, 32, 32, seed=7), rand(1, 3, 32, 32, seed=8)
+    netG, _, step = build_step(make_cfg(32, "--norm", "instance", "--loss_scale", str(init_scale)))
+    noise = rand(1, max(1, netG.dropout_noise_size), seed=9)
+    for _ in range(3):
+        step(x, y, noise)
+    assert int(step.loss_scale.clean_steps.asnumpy()) == clean_steps
+    assert float(step.loss_scale.scale.asnumpy()) == pytest.approx(scale_after, rel=1e-6)

@@ -45,7 +45,8 @@ def test_gpu_distributed_uses_msrun_with_every_device(fakes):
                         env, bin_dir)
     assert result.returncode == 0, result.stderr
     line = record.read_text().strip()
-    assert line.startswith("msrun --worker_num=8 --local_worker_num=8 --master_port=8118 ")
+    assert line.startswith("msrun --worker_num=8 --local_worker_num=8 --node_rank=0 --master_addr=127.0.0.1 "
+                           "--master_port=8118 --cluster_time_out=300 ")
     assert f"--log_dir={env['P2P_RUN_DIR']}/logs --join=True {REPO}/train.py --device_target GPU " \
            f"--run_distribute True --train_data_dir {data} --config_path {REPO}/configs/facades.yaml" in line
     assert line.split(" | ")[0].endswith("--batch_size 4")  # extra flags passed on
@@ -80,6 +81,56 @@ def test_ascend_msrun_form_needs_no_rank_table(fakes):
     result = run_script("scripts/run_distribute_train_ascend.sh", [4, "True", "none", root, "facades"], env, bin_dir)
     assert result.returncode == 0, result.stderr
     assert record.read_text().startswith("msrun --worker_num=4 --local_worker_num=4 ")
+
+
+MULTI_NODE = {"NODE_NUM": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.1.2.3", "MASTER_PORT": "9000",
+              "CLUSTER_TIMEOUT": "60"}
+
+
+@pytest.mark.parametrize("script, args", [("scripts/run_distribute_train_gpu.sh", ["{root}", "facades", 8]),
+                                          ("scripts/run_distribute_train_cpu.sh", ["{root}", "facades", 8]),
+                                          ("scripts/run_distribute_train_ascend.sh", [8, "True", "none", "{root}", "x"])])
+def test_msrun_launchers_take_their_share_of_a_multi_node_job(fakes, script, args):
+    bin_dir, root, data, record, env = fakes
+    args = [a.format(root=root) if isinstance(a, str) else a for a in args]
+    result = run_script(script, args, {**env, **MULTI_NODE}, bin_dir)
+    assert result.returncode == 0, result.stderr
+    assert record.read_text().startswith("msrun --worker_num=16 --local_worker_num=8 --node_rank=1 "
+                                         "--master_addr=10.1.2.3 --master_port=9000 --cluster_time_out=60 ")
+    assert "node 1 of 2: ranks 8..15 of 16, master 10.1.2.3:9000" in result.stdout
+
+
+def test_ascend_rank_table_on_the_second_machine(fakes, tmp_path):
+    bin_dir, root, data, record, env = fakes
+    table = tmp_path / "rank_table_16pcs.json"
+    table.write_text("{}")
+    result = run_script("scripts/run_distribute_train_ascend.sh", [8, "True", table, root, "facades"],
+                        {**env, "NODE_NUM": "2", "RANK_START": "8"}, bin_dir)
+    assert result.returncode == 0, result.stderr
+    lines = sorted(record.read_text().strip().splitlines(), key=lambda l: int(l.split("RANK_ID=")[1].split()[0]))
+    for device, line in enumerate(lines):
+        assert f"--device_id {device} " in line
+        assert line.endswith(f"RANK_ID={8 + device} DEVICE_ID={device} RANK_SIZE=16 RANK_TABLE_FILE={table}")
+
+
+@pytest.mark.parametrize("variables, message", [({"NODE_NUM": "2", "NODE_RANK": "2"}, "NODE_RANK 2 must be below NODE_NUM 2"),
+                                                ({"NODE_NUM": "0"}, "NODE_NUM must be a positive integer"),
+                                                ({"CLUSTER_TIMEOUT": "soon"}, "CLUSTER_TIMEOUT must be")])
+def test_multi_node_mistakes_print_usage_and_exit_2(fakes, variables, message):
+    bin_dir, root, data, record, env = fakes
+    result = run_script("scripts/run_distribute_train_cpu.sh", [root, "facades", 2], {**env, **variables}, bin_dir)
+    assert result.returncode == 2 and message in result.stderr and "usage:" in result.stderr
+    assert not record.exists()
+
+
+@pytest.mark.parametrize("script", ["cpu", "gpu", "ascend"])
+def test_distributed_help_documents_the_multi_node_variables(fakes, script):
+    bin_dir, root, data, record, env = fakes
+    result = run_script(f"scripts/run_distribute_train_{script}.sh", ["--help"], env, bin_dir)
+    assert result.returncode == 0
+    for variable in ("NODE_NUM", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "CLUSTER_TIMEOUT"):
+        assert variable in result.stdout
+    assert ("RANK_START" in result.stdout) == (script == "ascend")
 
 
 def test_single_card_and_eval_scripts(fakes, tmp_path):

@@ -7,8 +7,9 @@ Per step, as the PyTorch pix2pix does it:
      respect to `fake` is pulled back through G's saved VJP into G's parameter gradients.
 G's forward therefore runs once, and batch-norm running statistics are updated once per step.
 Under data parallel, each optimiser's gradients are averaged across ranks by a
-DistributedGradReducer. Dynamic loss scaling (for float16 on Ascend/GPU) skips a step whose
-gradients overflow and halves the scale; the scale doubles after `scale_window` clean steps.
+DistributedGradReducer. Dynamic loss scaling (for float16 on Ascend/GPU) skips the update of a
+network whose gradients overflow; the one scale both networks share is adjusted once per step,
+after both: halved when either overflowed, doubled after `scale_window` clean steps.
 """
 import mindspore as ms
 import mindspore.nn as nn
@@ -91,13 +92,15 @@ class GANTrainOneStep(nn.Cell):
         (loss_D, aux_D), pullback_D = ms.vjp(self.loss_D, x, y, ops.stop_gradient(fake),
                                              weights=self.weights_D)
         grads_D = pullback_D(self._seed(loss_D, aux_D))[1]
-        loss_D = self._apply(self.opt_D, self._finish(grads_D, self.reducer_D), loss_D)
+        loss_D, finite_D = self._apply(self.opt_D, self._finish(grads_D, self.reducer_D), loss_D)
 
         # G's objective sees D after its update, as in the sequential PyTorch step.
         (loss_G, aux_G), pullback_loss_G = ms.vjp(self.loss_G, x, y, ops.depend(fake, loss_D), valid)
         d_fake = pullback_loss_G(self._seed(loss_G, aux_G))[2]
         grads_G = pullback_G(ops.cast(d_fake, fake.dtype))[1]
-        loss_G = self._apply(self.opt_G, self._finish(grads_G, self.reducer_G), loss_G)
+        loss_G, finite_G = self._apply(self.opt_G, self._finish(grads_G, self.reducer_G), loss_G)
+        if self.use_loss_scale:
+            loss_G = ops.depend(loss_G, self.loss_scale(ops.logical_and(finite_D, finite_G)))
         return (loss_D, loss_G) + aux_D + aux_G
 
     def _seed(self, loss, aux):
@@ -115,11 +118,40 @@ class GANTrainOneStep(nn.Cell):
 
     def _apply(self, optimizer, grads, loss):
         """Update with `grads` (skipped when loss scaling finds an overflow); returns `loss`
-        made to depend on the update, which orders it in the graph."""
+        made to depend on the update, which orders it in the graph, and whether the gradients
+        were finite (always True without loss scaling)."""
         if not self.use_loss_scale:
-            return ops.depend(loss, optimizer(grads))
+            return ops.depend(loss, optimizer(grads)), True
         finite = ms.amp.all_finite(grads)
-        loss = ops.depend(loss, self.loss_scale(finite))
         if finite:
             loss = ops.depend(loss, optimizer(grads))
-        return loss
+        return loss, finite
+
+
+def running_statistics(*networks):
+    """The batch-norm running statistics of `networks` (empty under instance norm)."""
+    return [param for network in networks for param in network.get_parameters()
+            if param.name.endswith(("moving_mean", "moving_variance"))]
+
+
+class AverageAcrossRanks(nn.Cell):
+    """Replaces each parameter by its mean over all ranks (one AllReduce each).
+
+    Under data parallel each rank's batch norm updates its running statistics from its own
+    share of the batch (MindSpore's SyncBatchNorm is Ascend-only); averaging them before a
+    checkpoint, a validation or the fingerprint makes every rank hold, and save, the
+    statistics of the whole data. The running mean and variance are exponential averages,
+    linear in the batches, so averaging them at any step gives the same values as averaging
+    every batch's. Every rank must run it at the same point: it is a collective."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.params = ParameterTuple(params)
+        self.all_reduce = ops.AllReduce()
+        self.group_size = get_group_size()
+
+    def construct(self):
+        done = True
+        for param in self.params:
+            done = ops.depend(done, ops.assign(param, self.all_reduce(param) / self.group_size))
+        return done

@@ -292,6 +292,24 @@ def _add_train_output(parser):
                        help="print a progress line every this many steps (default: %(default)s)")
 
 
+# --best_metric's choices, and whether a lower value is better.
+BEST_METRICS = {"L1": True, "MSE": True, "PSNR": False, "SSIM": False, "CC": False,
+                "MAE_phys": True, "RMSE_phys": True, "CC_phys": False}
+
+
+def _add_validation(parser):
+    group = parser.add_argument_group("validation during training")
+    group.add_argument("--val_interval", type=non_negative_int, default=1,
+                       help="every this many epochs (and at the last), translate all of --val_data_dir "
+                            "with the current generator in inference mode and append the mean metrics to "
+                            "val_metrics.csv and val_curve.png in --loss_show_dir; 0: off; needs "
+                            "--val_data_dir (default: %(default)s)")
+    group.add_argument("--best_metric", default=None, choices=sorted(BEST_METRICS),
+                       help="the validation metric that picks Generator_best.ckpt (with "
+                            "Generator_best.json: its epoch and value); L1, MSE, MAE_phys, RMSE_phys: "
+                            "lower is better; default: L1 for 8-bit targets, CC for arrays (FITS, npy, tif)")
+
+
 def _add_eval(parser):
     group = parser.add_argument_group("evaluation")
     group.add_argument("--val_data_dir", required=True,
@@ -439,7 +457,8 @@ def _add_split_data(parser):
 
 ENTRY_GROUPS = {
     "train": (_add_device, _add_distribute, _add_model, _add_training_model, _add_metrics, _add_init, _add_data,
-              _add_data_format, _add_train_data, lambda p: _add_val_data(p, required=False), _add_optim,
+              _add_data_format, _add_train_data, lambda p: _add_val_data(p, required=False), _add_validation, _add_inference,
+              _add_optim,
               _add_train_output),
     "eval": (_add_device, _add_model, _add_metrics, _add_eval, _add_data_format, _add_inference),
     "export": (_add_device, _add_model, _add_metrics, _add_export, _add_data_format),
@@ -527,7 +546,7 @@ def _lenient(parser):
 def settings(**values):
     """A config holding every model, data and run flag at its default, updated with `values`
     (names of old vocabularies are accepted), checked like a command line."""
-    cfg = argparse.Namespace(**{**_defaults(), **migrate(values)}, entry=None)
+    cfg = argparse.Namespace(**{**_defaults(), **migrate(values)}, entry=None, given_flags=frozenset())
     validate(cfg)
     return cfg
 
@@ -677,5 +696,19 @@ def validate(cfg):
                             f"--saturation_upper_limit_{side} {upper}")
     if cfg.device_target == "CPU" and cfg.amp_level != "O0":
         raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
+    _resolve_validation(cfg)
     from src.dataset.transforms import resolve_flip  # the data layer owns its augmentation rules
     resolve_flip(cfg)
+
+
+def _resolve_validation(cfg):
+    """--best_metric's default (L1 for 8-bit targets, CC for arrays); validation needs data."""
+    from src.dataset.io import EIGHT_BIT_FORMATS
+    eight_bit = cfg.data_format_target in EIGHT_BIT_FORMATS
+    if cfg.best_metric is None:
+        cfg.best_metric = "L1" if eight_bit else "CC"
+    if eight_bit and cfg.best_metric.endswith("_phys"):
+        raise UserError(f"--best_metric {cfg.best_metric}: physical metrics need array targets "
+                        "(FITS, npy, tif); 8-bit images have L1, MSE, PSNR, SSIM, CC")
+    if cfg.val_interval and not cfg.val_data_dir and "val_interval" in cfg.given_flags:
+        raise UserError(f"--val_interval {cfg.val_interval} needs --val_data_dir (held-out pairs to validate on)")
