@@ -712,3 +712,5 @@ def _resolve_validation(cfg):
                         "(FITS, npy, tif); 8-bit images have L1, MSE, PSNR, SSIM, CC")
     if cfg.val_interval and not cfg.val_data_dir and "val_interval" in cfg.given_flags:
         raise UserError(f"--val_interval {cfg.val_interval} needs --val_data_dir (held-out pairs to validate on)")
+    if not cfg.val_data_dir:
+        cfg.val_interval = 0  # what the run does, and what its resolved config repeats
