@@ -29,6 +29,8 @@ MULTIPART_ALLOWANCE = 64 * 1024
 PARALLEL_JOBS = max(2, os.cpu_count() or 1)
 # The environment variable that hands the resolved flags to --workers > 1 processes.
 CONFIG_VARIABLE = "P2P_SERVE_CONFIG"
+# How long a --workers process may take to start answering its supervisor.
+WORKER_START_S = 300
 
 OutputFormat = enum.Enum("OutputFormat", {name: name for name in OUTPUT_FORMATS}, type=str)
 Side = enum.Enum("Side", {"input": "input", "target": "target"}, type=str)
@@ -207,5 +209,7 @@ def serve(cfg):
         return
     del model  # each worker process loads its own
     os.environ[CONFIG_VARIABLE] = json.dumps({k: v for k, v in vars(cfg).items() if k != "given_flags"})
+    # A worker answers the supervisor's health pings only once MindSpore has loaded and the model
+    # compiled, which takes more than uvicorn's default 5 s on a busy CPU.
     uvicorn.run("src.serve.app:app_from_environment", factory=True, host=cfg.host, port=cfg.port,
-                workers=cfg.workers)
+                workers=cfg.workers, timeout_worker_healthcheck=WORKER_START_S)
