@@ -285,10 +285,18 @@ def write_file(path, content):
     ("no card", "generator.mindir.json is missing; export.py writes it beside the model"),
     ("not a MINDIR", "not a loadable MINDIR"),
     ("not a checkpoint", "not a readable MindSpore checkpoint"),
+    ("port in use", "cannot listen there (Address already in use)"),
 ])
-def test_a_model_that_cannot_load_stops_serve_py_with_one_line(served, tmp_path, case, message):
+def test_what_cannot_be_served_stops_serve_py_with_one_line(served, tmp_path, case, message):
     mindir = str(tmp_path / "generator.mindir")
-    if case == "no card":
+    port = free_port()
+    if case == "port in use":
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        flags = ["--mindir", served["models"]["image"][0]]
+    elif case == "no card":
         shutil.copy(served["models"]["image"][0], mindir)
         flags = ["--mindir", mindir]
     elif case == "not a MINDIR":
@@ -297,7 +305,9 @@ def test_a_model_that_cannot_load_stops_serve_py_with_one_line(served, tmp_path,
         flags = ["--mindir", mindir]
     else:
         flags = ["--ckpt", write_file(str(tmp_path / "G.ckpt"), b"not weights")]
-    result = run_entry("serve.py", [*flags, "--port", free_port()], timeout=300)
+    result = run_entry("serve.py", [*flags, "--port", port], timeout=300)
+    if case == "port in use":
+        busy.close()
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]

@@ -36,6 +36,13 @@ def non_negative_int(value):
     return number
 
 
+def port_number(value):
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {value}")
+    return number
+
+
 def non_negative_float(value):
     number = float(value)
     if not number >= 0:
@@ -456,14 +463,14 @@ def _add_serve(parser):
     group.add_argument("--host", default="127.0.0.1",
                        help="address to listen on; 0.0.0.0 serves every network interface, e.g. to "
                             "colleagues on the LAN (default: %(default)s)")
-    group.add_argument("--port", type=non_negative_int, default=8000,
+    group.add_argument("--port", type=port_number, default=8000,
                        help="TCP port (default: %(default)s)")
     group.add_argument("--max_upload_mb", type=positive_float, default=50.0,
                        help="largest upload accepted, in megabytes (10^6 bytes); larger ones get 413 "
                             "(default: %(default)s)")
     group.add_argument("--workers", type=positive_int, default=1,
-                       help="server processes, each with its own copy of the model; within one, "
-                            "translations run one at a time (default: %(default)s)")
+                       help="server processes, each with its own copy of the model; within one, the "
+                            "model's graph calls run one at a time (default: %(default)s)")
 
 
 ENTRY_GROUPS = {
