@@ -153,8 +153,78 @@ def measure_tiled(image_size, tile_size, crop_size):
             "peak_rss_mb": peak_rss_mb()}
 
 
+def exported_full_size(size, folder):
+    """A full-size generator (ngf = 64) exported as a MINDIR of any input size, with its card."""
+    from src.export import export_generator, recorded_flags, resolve_checkpoint_flags
+    from src.models import registry
+    from src.utils import checkpoint
+    from src.utils.config import parse_args
+    cfg = model_cfg(size)
+    ckpt = os.path.join(folder, "Generator.ckpt")
+    checkpoint.save_network(registry.build_generator(cfg), ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")},
+                            recorded_flags(cfg))
+    return export_generator(resolve_checkpoint_flags(parse_args(
+        "export", ["--ckpt", ckpt, "--file_name", os.path.join(folder, "generator")])))
+
+
+def measure_serve(size, requests_per_client):
+    """serve.py on 127.0.0.1 with the full-size generator's MINDIR: a size x size PNG POSTed to
+    /translate by 1 and 4 concurrent clients, each sending `requests_per_client` in a row;
+    requests/s and latency percentiles. The first request (compilation) is not timed."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+    import httpx
+    from PIL import Image
+    graph_context()
+    folder = tempfile.mkdtemp(prefix="bench_serve_")
+    mindir = exported_full_size(size, folder)
+    coarse = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    png = os.path.join(folder, "input.png")
+    Image.fromarray(coarse).resize((size, size), Image.BILINEAR).save(png)
+    content = open(png, "rb").read()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(os.path.join(folder, "server.log"), "w") as log:
+        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--mindir", mindir,
+                                   "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=url, timeout=600, trust_env=False) as client:
+            while server.poll() is None:
+                try:
+                    client.get("/health")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            client.post("/translate", files={"file": ("input.png", content)}).raise_for_status()
+
+        def one_client(_):
+            latencies = []
+            with httpx.Client(base_url=url, timeout=600, trust_env=False) as client:
+                for _ in range(requests_per_client):
+                    started = time.perf_counter()
+                    client.post("/translate", files={"file": ("input.png", content)}).raise_for_status()
+                    latencies.append(time.perf_counter() - started)
+            return latencies
+
+        rows = []
+        for clients in (1, 4):
+            started = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                latencies = [value for values in pool.map(one_client, range(clients)) for value in values]
+            elapsed = time.perf_counter() - started
+            rows.append({"clients": clients, "requests": len(latencies), "requests_per_s": len(latencies) / elapsed,
+                         "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+                         "p95_ms": 1000 * float(np.percentile(latencies, 95))})
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return {"size": size, "rows": rows}
+
+
 MEASURES = {"train": measure_train_step, "pipeline": measure_pipeline, "mindir": measure_mindir,
-            "tiled": measure_tiled}
+            "tiled": measure_tiled, "serve": measure_serve}
 
 
 def run_isolated(kind, *args, env=None):
@@ -244,7 +314,7 @@ def targets_markdown(train):
     return lines
 
 
-def markdown(info, train, pipeline, mindir, tiled, kernels, uncapped):
+def markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped):
     lines = ["# Benchmarks", "", f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, "
              f"{info['cpu']}, Python {info['python']}, MindSpore {info['mindspore']}, {info['date']}; "
              f"load average at start {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}.",
@@ -274,6 +344,13 @@ def markdown(info, train, pipeline, mindir, tiled, kernels, uncapped):
               "| --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['image_size']}x{r['image_size']} | {r['tile_size']} | {r['tiles']} | {r['crop_size']} "
               f"| {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |" for r in tiled]
+    lines += ["", f"## Serving over HTTP (serve.py, the MINDIR above, PNG {serving['size']}x{serving['size']})", "",
+              "Each client sends its requests one after another; the server runs one graph call at a time, "
+              "so more clients raise latency more than throughput.", "",
+              "| concurrent clients | requests | requests/s | p50 latency ms | p95 latency ms |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['clients']} | {r['requests']} | {r['requests_per_s']:.2f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} |"
+              for r in serving["rows"]]
     lines += [""] + isa_markdown(info, kernels, uncapped) + [""] + targets_markdown(train)
     return "\n".join(lines) + "\n"
 
@@ -300,6 +377,10 @@ def main(argv=None):
     parser.add_argument("--tiled_tile", type=int, default=1024, help="its tile size (default: 1024)")
     parser.add_argument("--tiled_crop", type=int, default=256,
                         help="training size of its U-Net (default: 256)")
+    parser.add_argument("--serve_size", type=int, default=256,
+                        help="side of the PNG sent to serve.py (default: 256)")
+    parser.add_argument("--serve_requests", type=int, default=10,
+                        help="requests each HTTP client sends (default: 10)")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"),
                         help="where to write the table (default: bench/RESULTS.md)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # one isolated measurement
@@ -324,11 +405,13 @@ def main(argv=None):
         mindir.append(run_isolated("mindir", args.mindir_size, batch, args.mindir_repeats)[0])
     print(f"tiled inference: {args.tiled_size}x{args.tiled_size} FITS ...", flush=True)
     tiled = [run_isolated("tiled", args.tiled_size, args.tiled_tile, args.tiled_crop)[0]]
+    print(f"serving over HTTP: {args.serve_size}x{args.serve_size} PNG, 1 and 4 clients ...", flush=True)
+    serving = run_isolated("serve", args.serve_size, args.serve_requests)[0]
     print("oneDNN kernels and the step with the ISA cap off ...", flush=True)
     kernels = onednn_kernels(args.uncapped_size)
     uncapped = [(name, run_isolated("train", args.uncapped_size, args.uncapped_steps, "pix2pix", env=env)[0])
                 for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
-    text = markdown(info, train, pipeline, mindir, tiled, kernels, uncapped)
+    text = markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -97,16 +97,21 @@ def export_generator(cfg):
 CARD_KEYS = ("input_shape", "size_unit", "output_nc", "data", "metrics", "checkpoint", "arch")
 
 
-def write_model_card(exported_path, cfg, size):
-    """`<exported file>.json`: what the exported graph expects (input_shape: null height and
-    width for any size, multiples of size_unit) and how its data is read and normalised, for
-    predict.py and the 310 flow (which have no training flags)."""
-    card = {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "size_unit": registry.size_unit(cfg),
+def model_card(cfg, size):
+    """What a generator exported from `cfg` expects (input_shape: null height and width for any
+    size, multiples of size_unit) and how its data is read and normalised: all that predict.py,
+    the 310 flow and the server know of the training flags."""
+    return {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "size_unit": registry.size_unit(cfg),
             "output_nc": cfg.output_nc,
             "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
             "metrics": {name: getattr(cfg, name) for name in registry.metric_flags()},
             "checkpoint": os.path.abspath(cfg.ckpt), "bn_stats": cfg.bn_stats, "dropout_at_inference": False,
             "arch": {"model": cfg.model, **registry.arch(cfg, "generator")}}
+
+
+def write_model_card(exported_path, cfg, size):
+    """`<exported file>.json`: the model card of the exported graph."""
+    card = model_card(cfg, size)
     checkpoint.atomic_write_text(exported_path + ".json", json.dumps(card, indent=1))
     return card
 

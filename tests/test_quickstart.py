@@ -25,3 +25,4 @@ def test_quickstart_runs_end_to_end(tmp_path):
     picture = Image.open(out / "quickstart.png")
     assert picture.width > 4 * 64
     assert "report:" in result.stdout
+    assert f"bash scripts/run_serve.sh {out}/generator.mindir 8000" in result.stdout

@@ -175,3 +175,19 @@ def test_cpu_training_script_runs_for_real(tmp_path):
     assert os.path.isfile(run / "ckpt" / "Generator_1.ckpt")
     assert "done: checkpoints" in (run / "logs" / "train.log").read_text()
     assert data
+
+
+def test_serve_script_needs_the_model_card_and_passes_port_and_flags(fakes, tmp_path):
+    bin_dir, _, _, record, env = fakes
+    mindir = tmp_path / "generator.mindir"
+    mindir.write_bytes(b"graph")
+    result = run_script("scripts/run_serve.sh", [mindir], env, bin_dir)
+    assert result.returncode == 2 and "has no model card" in result.stderr
+    (tmp_path / "generator.mindir.json").write_text("{}")
+    assert run_script("scripts/run_serve.sh", [mindir, 8123, "--host", "0.0.0.0"], env, bin_dir).returncode == 0
+    assert run_script("scripts/run_serve.sh", [mindir, "--workers", 2], env, bin_dir).returncode == 0
+    lines = [line.split(" | ")[0] for line in record.read_text().splitlines()]
+    assert lines == [f"python-fake {REPO}/serve.py --mindir {mindir} --port 8123 --host 0.0.0.0",
+                     f"python-fake {REPO}/serve.py --mindir {mindir} --port 8000 --workers 2"]
+    result = run_script("scripts/run_serve.sh", [mindir, "80x"], env, bin_dir)
+    assert result.returncode == 2 and "PORT must be an integer" in result.stderr

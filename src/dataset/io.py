@@ -212,6 +212,11 @@ def write_array(path, chw, data_format):
     os.replace(tmp, path)
 
 
+# What Pillow raises for a damaged, truncated or unknown file, or one of more pixels than it
+# decodes (a decompression bomb: twice Image.MAX_IMAGE_PIXELS).
+UNREADABLE_IMAGE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
+
+
 def read_image(path, channels):
     """An 8-bit image as float32 HWC in [0, 255], converted to 1 (grey) or 3 (RGB) channels."""
     try:
@@ -220,7 +225,7 @@ def read_image(path, channels):
             return _to_array(image, channels, path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except UNREADABLE_IMAGE as err:
         raise UserError(f"{path}: not a readable image ({err})") from None
 
 
@@ -248,7 +253,7 @@ def read_ab_image(path, left_channels, right_channels):
                          for half, channels in zip(halves, (left_channels, right_channels)))
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except UNREADABLE_IMAGE as err:
         raise UserError(f"{path}: not a readable image ({err})") from None
 
 

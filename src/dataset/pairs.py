@@ -17,7 +17,7 @@ import numpy as np
 from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is_image_file,
                             read_ab_image, read_fits_header, read_stack, stem, write_array, write_fits,
                             write_image)
-from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
+from src.dataset.normalize import EIGHT_BIT, missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
 from src.utils.config import settings
 from src.utils.errors import UserError
@@ -223,29 +223,34 @@ def load_input(pair, cfg):
     return to_model(physical, side_scaling(cfg, "input"))
 
 
-def prediction_name(pair, cfg):
-    """The input's file name, with the target format's extension for scientific formats."""
-    output_format = data_format(cfg, "target")
+def prediction_name(pair, cfg, output_format=None):
+    """The input's file name, with the output format's extension (by default the target's;
+    8-bit images of format "image" keep the input's own)."""
+    output_format = output_format or data_format(cfg, "target")
     if output_format == "image":
         return pair.name
     return stem(pair.name) + OUTPUT_EXTENSIONS[output_format]
 
 
-def write_prediction(pair, prediction, predict_dir, cfg, original_size):
+def write_prediction(pair, prediction, predict_dir, cfg, original_size, output_format=None, preview=True):
     """Write a CHW prediction (network scale) at the input's original size, named like the input,
-    in the target's format: 8-bit images as such; npy/tif/FITS in physical units, FITS with the
-    header of `prediction_header`, with a PNG preview beside them.
+    in the target's format (or `output_format`): 8-bit images as such; npy/tif/FITS in physical
+    units, FITS with the header of `prediction_header`, with a PNG preview beside them unless
+    `preview` is False. An array model's prediction asked for as an 8-bit image shows the
+    network's scale [-1, 1] as 0..255.
 
     Returns (path written, the prediction resized to original size, still normalised), so that
     metrics are computed on exactly what was written.
     """
     restored = resize_chw(np.asarray(prediction, np.float32), tuple(original_size))
     os.makedirs(predict_dir, exist_ok=True)
-    path = os.path.join(predict_dir, prediction_name(pair, cfg))
-    output_format, scaling = data_format(cfg, "target"), side_scaling(cfg, "target")
+    output_format = output_format or data_format(cfg, "target")
+    path = os.path.join(predict_dir, prediction_name(pair, cfg, output_format))
+    scaling = side_scaling(cfg, "target")
     physical = to_physical(restored, scaling)
     if output_format in EIGHT_BIT_FORMATS:
-        write_image(path, np.transpose(np.rint(np.clip(physical, 0, 255)), (1, 2, 0)).astype(np.uint8))
+        pixels = physical if data_format(cfg, "target") in EIGHT_BIT_FORMATS else to_physical(restored, EIGHT_BIT)
+        write_image(path, np.transpose(np.rint(np.clip(pixels, 0, 255)), (1, 2, 0)).astype(np.uint8))
         return path, restored
     unit = cfg.target_unit
     if output_format == "fits":
@@ -256,8 +261,9 @@ def write_prediction(pair, prediction, predict_dir, cfg, original_size):
         write_fits(path, physical, header)
     else:
         write_array(path, physical, output_format)
-    write_science_figure(os.path.join(predict_dir, stem(os.path.basename(path)) + ".png"),
-                         [(os.path.basename(path), physical.mean(axis=0), scaling, unit)])
+    if preview:
+        write_science_figure(os.path.join(predict_dir, stem(os.path.basename(path)) + ".png"),
+                             [(os.path.basename(path), physical.mean(axis=0), scaling, unit)])
     return path, restored
 
 

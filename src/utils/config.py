@@ -39,6 +39,13 @@ def non_negative_int(value):
     return number
 
 
+def port_number(value):
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {value}")
+    return number
+
+
 def non_negative_float(value):
     number = float(value)
     if not number >= 0:
@@ -455,6 +462,27 @@ def _add_split_data(parser):
                             "frames of one region do not leak into the test set")
 
 
+def _add_serve(parser):
+    group = parser.add_argument_group("serving over HTTP (the model: one of --mindir, --ckpt)")
+    model = group.add_mutually_exclusive_group(required=True)
+    model.add_argument("--mindir", default=None,
+                       help="MINDIR written by export.py (its .json model card must be beside it)")
+    model.add_argument("--ckpt", default=None,
+                       help="a generator checkpoint instead (Generator_<epoch>.ckpt of a train.py that "
+                            "records its flags); served with batch-norm running statistics")
+    group.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on; 0.0.0.0 serves every network interface, e.g. to "
+                            "colleagues on the LAN (default: %(default)s)")
+    group.add_argument("--port", type=port_number, default=8000,
+                       help="TCP port (default: %(default)s)")
+    group.add_argument("--max_upload_mb", type=positive_float, default=50.0,
+                       help="largest upload accepted, in megabytes (10^6 bytes); larger ones get 413 "
+                            "(default: %(default)s)")
+    group.add_argument("--workers", type=positive_int, default=1,
+                       help="server processes, each with its own copy of the model; within one, the "
+                            "model's graph calls run one at a time (default: %(default)s)")
+
+
 ENTRY_GROUPS = {
     "train": (_add_device, _add_distribute, _add_model, _add_training_model, _add_metrics, _add_init, _add_data,
               _add_data_format, _add_train_data, lambda p: _add_val_data(p, required=False), _add_validation, _add_inference,
@@ -463,6 +491,7 @@ ENTRY_GROUPS = {
     "eval": (_add_device, _add_model, _add_metrics, _add_eval, _add_data_format, _add_inference),
     "export": (_add_device, _add_model, _add_metrics, _add_export, _add_data_format),
     "predict": (_add_device, _add_predict, _add_inference),
+    "serve": (_add_device, _add_serve, _add_inference),
     "preprocess": (_add_preprocess, _add_inference),
     "infer_bins": (_add_device, _add_infer_bins),
     "postprocess": (_add_postprocess,),
@@ -477,6 +506,8 @@ DESCRIPTIONS = {
     "export": "Export a generator checkpoint to MINDIR, AIR or ONNX for inference.",
     "predict": "Translate a folder of images with an exported MINDIR (no training code or "
                "checkpoint needed).",
+    "serve": "Serve a trained generator over HTTP: POST /translate, GET /model, GET /health, "
+             "API docs at /docs and a web page at / to try it in a browser.",
     "preprocess": "Ascend 310 flow, step 1: turn a dataset into the C++ harness's inputs, one "
                   "float32 NCHW .bin per image normalised as eval.py does, plus a manifest.",
     "infer_bins": "Ascend 310 flow, step 2 without a 310: run an exported MINDIR over "

@@ -1,0 +1,180 @@
+"""The served model: an exported MINDIR with its model card (or a generator checkpoint), and one
+uploaded file translated exactly as predict.py translates a file of its --input_dir.
+
+An upload is saved under its own (sanitised) name in a private temporary folder, so that the
+project's readers, its native-size/tiled inference and its writers see what they see in
+predict.py: same decoding, normalisation from the card, tiles, output format and FITS header.
+MindSpore's graph calls are serialised by one lock (a GraphCell is not known to be thread-safe);
+reading, normalising and writing files run concurrently around them.
+"""
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+from src.dataset.io import EIGHT_BIT_FORMATS, FORMAT_EXTENSIONS, has_format, is_image_file, read_array, write_image
+from src.dataset.normalize import model_to_image, side_scaling, to_model
+from src.dataset.pairs import Pair, data_format, write_prediction
+from src.export import data_config, load_generator, load_mindir, model_card, resolve_checkpoint_flags
+from src.inference import card_tiling, graph_run, network_run, predictions
+from src.models import registry
+from src.utils import checkpoint
+from src.utils.config import parse_args
+from src.utils.errors import UserError
+
+# What /translate can return; `image` and `jpg` targets are served as lossless PNG.
+OUTPUT_FORMATS = ("png", "fits", "npy", "tif")
+MEDIA_TYPES = {"png": "image/png", "fits": "application/fits", "npy": "application/octet-stream",
+               "tif": "image/tiff"}
+
+
+class UploadError(UserError):
+    """A bad upload, with the HTTP status that says why (415: a file type the model does not
+    read, 400: empty, 413: too large; other UserErrors are 422: the file is unreadable or does
+    not fit the model)."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+def safe_name(filename):
+    """A file name that is safe to create: the upload's base name with anything but letters,
+    digits, `.`, `_` and `-` replaced, no leading dot, at most 120 characters (kept from the
+    end, with the extension)."""
+    base = os.path.basename((filename or "").replace("\\", "/"))
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".")
+    return cleaned[-120:] or "upload"
+
+
+@dataclass
+class ServedModel:
+    card: dict
+    source: str  # the MINDIR or checkpoint served
+    kind: str  # "mindir" or "checkpoint"
+    run: object  # NCHW batch -> NCHW output; calls are serialised
+    batch_size: int
+    tiling: object
+
+    @cached_property
+    def data_cfg(self):
+        return data_config(self.card)
+
+    def side_format(self, side):
+        return data_format(self.data_cfg, side)
+
+    @property
+    def default_format(self):
+        """The card's target format; 8-bit images as PNG."""
+        target = self.side_format("target")
+        return "png" if target in EIGHT_BIT_FORMATS else target
+
+    @property
+    def output_formats(self):
+        """Every format of OUTPUT_FORMATS this model's output can be written in (PNG needs 1 or 3
+        channels)."""
+        pictures = self.card["output_nc"] in (1, 3)
+        return tuple(name for name in OUTPUT_FORMATS if name != "png" or pictures)
+
+    def input_extensions(self, side="input"):
+        return FORMAT_EXTENSIONS[self.side_format(side)]
+
+    def check_upload(self, name, content, limit_bytes, side="input", side_format=None):
+        """An UploadError for an upload this model cannot take as `side` in `side_format`."""
+        side_format = side_format or self.side_format(side)
+        readable = is_image_file(name) if side_format == "image" else has_format(name, side_format)
+        if not readable:
+            raise UploadError(f"{name}: this model reads {side_format} files "
+                              f"({', '.join(FORMAT_EXTENSIONS[side_format])}) as its {side}", 415)
+        if not content:
+            raise UploadError(f"{name}: empty upload (0 bytes)", 400)
+        if len(content) > limit_bytes:
+            raise UploadError(f"{name}: {len(content) / 1e6:.1f} MB, over this server's limit of "
+                              f"{limit_bytes / 1e6:g} MB (--max_upload_mb)", 413)
+
+    def translate(self, name, content, output_format):
+        """(bytes of the translation in `output_format`, its file name, (width, height)) of an
+        uploaded file's `content`: predict.py's reading, inference and writing."""
+        cfg = self.data_cfg
+        with saved_upload(name, content) as (folder, path):
+            pair = Pair(name, path, None, "input")
+            ((_, _, prediction, size),) = predictions([pair], cfg, self.run, self.batch_size, self.tiling)
+            written, _ = write_prediction(pair, prediction, os.path.join(folder, "out"), cfg, size,
+                                          output_format, preview=False)
+            with open(written, "rb") as handle:
+                return handle.read(), os.path.basename(written), (int(size[1]), int(size[0]))
+
+    def preview(self, name, content, side, side_format=None):
+        """PNG bytes of an uploaded file as the network sees `side` (read in `side_format`, the
+        card's by default, normalised by the card): [-1, 1] as 0..255, grey unless the file has
+        three channels. For showing FITS, npy and TIFF data in a browser."""
+        cfg = self.data_cfg
+        side_format = side_format or self.side_format(side)
+        channels = (cfg.input_nc if side == "input" else cfg.output_nc) if side_format in EIGHT_BIT_FORMATS else None
+        with saved_upload(name, content) as (folder, path):
+            values = to_model(read_array(path, side_format, channels, getattr(cfg, "fits_hdu", "auto")),
+                              side_scaling(cfg, side))
+            if values.shape[0] not in (1, 3):
+                values = values.mean(axis=0, keepdims=True)
+            picture = os.path.join(folder, "preview.png")
+            write_image(picture, model_to_image(values))
+            with open(picture, "rb") as handle:
+                return handle.read()
+
+
+@contextlib.contextmanager
+def saved_upload(name, content):
+    """`with saved_upload(name, content) as (folder, path)`: the upload as `folder/name` in a
+    fresh private folder, removed afterwards; a UserError raised inside names the upload, not
+    the folder."""
+    folder = tempfile.mkdtemp(prefix="p2p_serve_")
+    try:
+        path = os.path.join(folder, name)
+        with open(path, "wb") as handle:
+            handle.write(content)
+        yield folder, path
+    except UserError as err:
+        if folder not in str(err):
+            raise
+        raise UserError(str(err).replace(folder + os.sep, "").replace(folder, "")) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serialised(run):
+    """`run` behind a lock: one graph call at a time, whichever thread calls."""
+    lock = threading.Lock()
+
+    def locked(batch):
+        with lock:
+            return run(batch)
+    return locked
+
+
+def load_served_model(cfg):
+    """The ServedModel of --mindir or --ckpt; what cannot be served is a one-line UserError."""
+    if getattr(cfg, "run_distribute", False):
+        raise UserError("--run_distribute True is for training; a server runs on one device (use --workers)")
+    if cfg.mindir:
+        graph, card = load_mindir(cfg.mindir)
+        batch_size = card["input_shape"][0]
+        run, source, kind = graph_run(graph, batch_size), cfg.mindir, "mindir"
+    else:
+        card, netG = _checkpoint_generator(cfg.ckpt)
+        batch_size, run, source, kind = 1, network_run(netG), cfg.ckpt, "checkpoint"
+    return ServedModel(card, os.path.abspath(source), kind, serialised(run), batch_size, card_tiling(card, cfg))
+
+
+def _checkpoint_generator(path):
+    """(model card, generator in inference mode) of a checkpoint that records its training flags."""
+    export_cfg = parse_args("export", ["--ckpt", path])
+    if checkpoint.read_recorded_config(path) is None:
+        raise UserError(f"--ckpt {path} records no training flags (written before checkpoints did): "
+                        "export it with export.py and its flags, then serve the MINDIR with --mindir")
+    export_cfg = resolve_checkpoint_flags(export_cfg)
+    registry.check_model_config(export_cfg)
+    return model_card(export_cfg, None), load_generator(export_cfg)
