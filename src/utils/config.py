@@ -649,6 +649,9 @@ def _config_file_values(parser, path):
     taken = {name: _checked_value(own[name], value, path) for name, value in values.items() if name in own}
     for name in taken:
         own[name].required = False
+    for group in parser._mutually_exclusive_groups:  # e.g. serve.py's --mindir | --ckpt
+        if any(action.dest in taken for action in group._group_actions):
+            group.required = False
     parser.set_defaults(**taken)
     return taken
 
