@@ -5,7 +5,7 @@ import pytest
 from mindspore import Tensor
 
 from src.models import registry
-from src.models.generators import unet_depth
+from src.models.generators import UnetGenerator, unet_depth
 from src.utils.config import parse_args
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
@@ -174,3 +174,23 @@ def test_learning_rate_schedules():
     assert cosine[0] == 1.0 and np.all(np.diff(cosine) < 0)
     # Stopping early does not change the rates of the epochs that run.
     np.testing.assert_array_equal(learning_rates("linear", 1.0, 2, 2, 2, 3), linear[:6])
+
+
+def test_unet_encoder_has_no_bias_under_batch_norm_as_in_the_reference():
+    """Every encoder convolution, outermost and innermost included, drops its bias under batch
+    norm; the decoder's outermost (transposed) convolution keeps one."""
+    net = UnetGenerator(3, 3, 8, 5, norm="batch", train_size=32)
+    biases = [name for name, _ in net.parameters_and_names() if name.endswith(".bias")]
+    assert not [name for name in biases if name.startswith("downs.")]
+    assert [name for name in biases if name.startswith("ups.")] == ["ups.0.block.1.bias"]
+
+
+def test_a_checkpoint_with_the_old_encoder_biases_is_refused_not_loaded_in_part(tmp_path):
+    from src.utils.checkpoint import load_network
+    net = UnetGenerator(3, 3, 8, 5, norm="batch", train_size=32)
+    old = [{"name": name, "data": param.data} for name, param in net.parameters_and_names()]
+    old.append({"name": "downs.0.block.0.bias", "data": Tensor(np.zeros(8, np.float32))})
+    path = str(tmp_path / "old.ckpt")
+    ms.save_checkpoint(old, path)
+    with pytest.raises(UserError, match="downs.0.block.0.bias"):
+        load_network(net, path, {})

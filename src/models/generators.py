@@ -39,7 +39,9 @@ class UnetDown(nn.Cell):
         super().__init__()
         with_norm = not (outermost or innermost)
         layers = [] if outermost else [LeakyReLU(0.2)]
-        layers.append(down_conv(in_channels, out_channels, pad_mode, has_bias=uses_bias(norm) or not with_norm))
+        # No bias under batch norm even on the outermost and innermost blocks, which have no norm
+        # layer: the reference's encoder convolutions all follow its use_bias rule.
+        layers.append(down_conv(in_channels, out_channels, pad_mode, has_bias=uses_bias(norm)))
         if with_norm:
             layers.append(norm_layer(norm, out_channels))
         self.block = nn.SequentialCell(layers)
