@@ -145,14 +145,31 @@ def train_and_score(tree, data_dir, work_dir, seed, args):
     started = time.time()
     run(train, tree, out + ".train.log")
     scores = {"train_seconds": time.time() - started}
-    for mode in args.bn_stats:
-        report_dir = os.path.join(out, f"eval_{mode}")
-        run([sys.executable, os.path.join(tree, "eval.py"), "--val_data_dir", os.path.join(data_dir, "test"),
-             "--ckpt", os.path.join(out, "ckpt", f"Generator_{epochs}.ckpt"), "--bn_stats", mode,
-             "--predict_dir", os.path.join(out, f"predict_{mode}"), "--report_dir", report_dir],
-            tree, out + f".eval_{mode}.log")
-        scores[mode] = score_predictions(os.path.join(out, f"predict_{mode}"), os.path.join(data_dir, "test", "target"))
+    checkpoints = {"": os.path.join(out, "ckpt", f"Generator_{epochs}.ckpt")}
+    if args.last_weights:
+        checkpoints[" (last weights)"] = last_weights_checkpoint(checkpoints[""], os.path.join(out, "ckpt"))
+    for suffix, ckpt in checkpoints.items():
+        for mode in args.bn_stats:
+            name = f"{mode}{suffix}".replace(" ", "_").replace("(", "").replace(")", "")
+            run([sys.executable, os.path.join(tree, "eval.py"), "--val_data_dir", os.path.join(data_dir, "test"),
+                 "--ckpt", ckpt, "--bn_stats", mode, "--predict_dir", os.path.join(out, f"predict_{name}"),
+                 "--report_dir", os.path.join(out, f"eval_{name}")], tree, out + f".eval_{name}.log")
+            scores[mode + suffix] = score_predictions(os.path.join(out, f"predict_{name}"),
+                                                      os.path.join(data_dir, "test", "target"))
     return scores
+
+
+def last_weights_checkpoint(generator_ckpt, ckpt_dir):
+    """A copy of `generator_ckpt` with G's last weights from the resume state: a run with
+    --ema_decay saves the weight average in Generator_<epoch>.ckpt and both in the state, so
+    one run scores the average and the weights it trained alike."""
+    import mindspore as ms
+    saved = ms.load_checkpoint(generator_ckpt)
+    state = ms.load_checkpoint(os.path.join(ckpt_dir, "train_state.ckpt"))
+    path = os.path.join(ckpt_dir, "Generator_last_weights.ckpt")
+    ms.save_checkpoint([{"name": k, "data": state[k]} for k, v in saved.items() if not isinstance(v, str)], path,
+                       append_dict={k: v for k, v in saved.items() if isinstance(v, str)})
+    return path
 
 
 def score_predictions(predict_dir, target_dir):
@@ -251,6 +268,8 @@ def main(argv=None):
     parser.add_argument("--train_flags", default="", help="extra train.py flags, one string")
     parser.add_argument("--bn_stats", default="running,image", type=lambda v: v.split(","),
                         help="eval --bn_stats modes to score, comma-separated (default: running,image)")
+    parser.add_argument("--last_weights", action="store_true",
+                        help="with --train_flags=--ema_decay ...: also score G's last weights (from the resume state)")
     parser.add_argument("--seeds", default="1,2", type=lambda v: [int(s) for s in v.split(",")],
                         help="training seeds (default: 1,2)")
     parser.add_argument("--image_size", type=int, default=64, help="tile and training size (default: %(default)s)")

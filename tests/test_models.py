@@ -194,3 +194,25 @@ def test_a_checkpoint_with_the_old_encoder_biases_is_refused_not_loaded_in_part(
     ms.save_checkpoint(old, path)
     with pytest.raises(UserError, match="downs.0.block.0.bias"):
         load_network(net, path, {})
+
+
+def test_weight_average_follows_the_warmed_up_decay():
+    """After each update: average -= (1 - min(decay, (1 + n) / (10 + n))) * (average - weight)."""
+    from mindspore import Parameter, nn
+    from src.models.train_step import WeightAverage
+
+    class One(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.w = Parameter(Tensor(np.zeros(2, np.float32)), name="w")
+
+    net = One()
+    average = WeightAverage(net, 0.5)
+    expected = np.zeros(2)
+    for n, value in enumerate([1.0, 3.0, -2.0], 1):
+        net.w.set_data(Tensor(np.full(2, value, np.float32)))
+        average()
+        keep = min(0.5, (1 + n) / (10 + n))
+        expected = expected - (1 - keep) * (expected - value)
+        np.testing.assert_allclose(average.average[0].asnumpy(), expected, rtol=1e-6)
+    assert average.averaged()[0]["name"] == "w"

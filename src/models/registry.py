@@ -135,7 +135,8 @@ def build_train_step(cfg, netG, netD, lr_per_step):
     _name_optimizer_state(opt_G, "opt_G.", netG)
     _name_optimizer_state(opt_D, "opt_D.", netD)
     target_fill = fill_on_model_scale(side_scaling(cfg, "target"))
-    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill)
+    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill,
+                           getattr(cfg, "ema_decay", 0.0))
 
 
 def _name_optimizer_state(optimizer, prefix, network):
