@@ -216,3 +216,15 @@ def test_weight_average_follows_the_warmed_up_decay():
         expected = expected - (1 - keep) * (expected - value)
         np.testing.assert_allclose(average.average[0].asnumpy(), expected, rtol=1e-6)
     assert average.averaged()[0]["name"] == "w"
+
+
+def test_resize_convolution_decoder_keeps_sizes_and_has_no_transposed_convolution():
+    from mindspore import nn
+    from src.models.layers import ResizeConv
+    for pad_mode in ("CONSTANT", "REFLECT"):
+        net = UnetGenerator(3, 2, 8, 5, pad_mode=pad_mode, train_size=32, upsample="resize")
+        net.set_train(False)
+        assert net(Tensor(np.zeros((1, 3, 64, 32), np.float32))).shape == (1, 2, 64, 32)
+        cells = [cell for _, cell in net.cells_and_names()]
+        assert not any(isinstance(cell, nn.Conv2dTranspose) for cell in cells)
+        assert sum(isinstance(cell, ResizeConv) for cell in cells) == 5

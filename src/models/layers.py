@@ -52,6 +52,21 @@ def up_conv(in_channels, out_channels, has_bias):
                               has_bias=has_bias)
 
 
+class ResizeConv(nn.Cell):
+    """Nearest-neighbour x2, then a 3x3 convolution (padding 1, zeros or reflection): the
+    resize-convolution of Odena et al. 2016 ("Deconvolution and Checkerboard Artifacts"), which
+    doubles the size like up_conv without its uneven kernel overlap."""
+
+    def __init__(self, in_channels, out_channels, has_bias, pad_mode="CONSTANT"):
+        super().__init__()
+        self.pad = Pad2d(1, "reflection" if pad_mode == "REFLECT" else "zero")
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, pad_mode="valid", has_bias=has_bias)
+
+    def construct(self, x):
+        height, width = ops.shape(x)[2:]
+        return self.conv(self.pad(ops.interpolate(x, size=(height * 2, width * 2), mode="nearest")))
+
+
 class Pad2d(nn.Cell):
     """Spatial padding by `size` pixels: "reflection", "replication" or "zero" (pix2pixCC's names)."""
 

@@ -15,7 +15,8 @@ from src.utils.errors import UserError
 
 def _pix2pix_generator(cfg):
     return UnetGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, unet_depth(cfg.crop_size), cfg.norm,
-                         cfg.pad_mode, use_dropout=cfg.dropout, train_size=cfg.crop_size)
+                         cfg.pad_mode, use_dropout=cfg.dropout, train_size=cfg.crop_size,
+                         upsample=getattr(cfg, "upsample", "transpose"))
 
 
 def _pix2pix_discriminator(cfg):
@@ -61,7 +62,7 @@ MODELS = {
         "discriminator": _pix2pix_discriminator,
         "losses": _pix2pix_losses,
         # Flags that change the weights' shapes or meaning, per network.
-        "generator_arch": ("input_nc", "output_nc", "ngf", "norm", "pad_mode", "unet_depth"),
+        "generator_arch": ("input_nc", "output_nc", "ngf", "norm", "pad_mode", "upsample", "unet_depth"),
         "discriminator_arch": ("input_nc", "output_nc", "ndf", "n_layers_D", "norm", "pad_mode"),
         "loss_names": ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"),
     },

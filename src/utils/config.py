@@ -90,6 +90,10 @@ def _add_model(parser):
                             "default: batch for pix2pix, instance for pix2pixcc")
     group.add_argument("--pad_mode", default="CONSTANT", choices=["CONSTANT", "REFLECT"],
                        help="padding of the 4x4 stride-2 convolutions (default: %(default)s)")
+    group.add_argument("--upsample", default="transpose", choices=["transpose", "resize"],
+                       help="U-Net decoder upsampling: transpose: 4x4 transposed convolution (the "
+                            "reference); resize: nearest x2 then 3x3 convolution, against "
+                            "checkerboard artefacts (default: %(default)s)")
     group.add_argument("--dropout", type=str2bool, default=True,
                        help="dropout 0.5 in the U-Net's innermost 512-channel decoder blocks while "
                             "training (default: %(default)s)")
