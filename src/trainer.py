@@ -90,6 +90,8 @@ class Trainer:
         self.step_cell.set_train(True)
         self.arch = {"model": cfg.model, **registry.arch(cfg, "generator"),
                      **{f"D_{k}": v for k, v in registry.arch(cfg, "discriminator").items()}}
+        if self.step_cell.ema is not None:  # the resume state then holds the average too
+            self.arch["ema"] = True
         self._compile()
         self.start_step = (checkpoint.load_resume_state(cfg.ckpt_dir, self.step_cell, self.arch)
                            if cfg.resume else 0)
@@ -202,7 +204,7 @@ class Trainer:
         if self.validator and self.validator.due(epoch):
             self.validator.run(epoch, step)
         if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
-            checkpoint.save_network(self.netG, os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
+            checkpoint.save_network(self._generator_weights(), os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
                                     {"model": cfg.model, **registry.arch(cfg, "generator")},
                                     config=recorded_flags(cfg))
             checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
@@ -210,6 +212,10 @@ class Trainer:
             checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
             print(f"epoch {epoch}: saved Generator_{epoch}.ckpt, Discriminator_{epoch}.ckpt and the "
                   f"resume state in {cfg.ckpt_dir}", flush=True)
+
+    def _generator_weights(self):
+        """What Generator_<epoch>.ckpt holds: G's weight average with --ema_decay, else G."""
+        return self.netG if self.step_cell.ema is None else self.step_cell.ema.averaged()
 
     def _save_samples(self, epoch):
         source, target = sample_batch(self.val_pairs, self.cfg)

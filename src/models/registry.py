@@ -15,7 +15,8 @@ from src.utils.errors import UserError
 
 def _pix2pix_generator(cfg):
     return UnetGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, unet_depth(cfg.crop_size), cfg.norm,
-                         cfg.pad_mode, use_dropout=cfg.dropout, train_size=cfg.crop_size)
+                         cfg.pad_mode, use_dropout=cfg.dropout, train_size=cfg.crop_size,
+                         upsample=getattr(cfg, "upsample", "transpose"))
 
 
 def _pix2pix_discriminator(cfg):
@@ -61,7 +62,7 @@ MODELS = {
         "discriminator": _pix2pix_discriminator,
         "losses": _pix2pix_losses,
         # Flags that change the weights' shapes or meaning, per network.
-        "generator_arch": ("input_nc", "output_nc", "ngf", "norm", "pad_mode", "unet_depth"),
+        "generator_arch": ("input_nc", "output_nc", "ngf", "norm", "pad_mode", "upsample", "unet_depth"),
         "discriminator_arch": ("input_nc", "output_nc", "ndf", "n_layers_D", "norm", "pad_mode"),
         "loss_names": ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"),
     },
@@ -135,7 +136,8 @@ def build_train_step(cfg, netG, netD, lr_per_step):
     _name_optimizer_state(opt_G, "opt_G.", netG)
     _name_optimizer_state(opt_D, "opt_D.", netD)
     target_fill = fill_on_model_scale(side_scaling(cfg, "target"))
-    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill)
+    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill,
+                           getattr(cfg, "ema_decay", 0.0))
 
 
 def _name_optimizer_state(optimizer, prefix, network):
