@@ -99,9 +99,12 @@ class Trainer:
             raise UserError(f"the resume state in {cfg.ckpt_dir} is at step {self.start_step}, past "
                             f"the {self.total_steps} steps of this run; raise --epoch_num")
         self.loss_log = LossLog(cfg.loss_show_dir, registry.loss_names(cfg))
-        self.validator = (Validator(cfg, self.netG, self.val_pairs)
+        self.averaged_G = None
+        self.validator = (Validator(cfg, self._generator_weights, self.val_pairs)
                           if cfg.val_data_dir and cfg.val_interval and self.ranks.is_main else None)
-        statistics = running_statistics(self.netG, self.netD)
+        # With --ema_decay the averaged statistics are what checkpoints hold: averaged across ranks too.
+        averages = [] if self.step_cell.ema is None else [self.step_cell.ema]
+        statistics = running_statistics(self.netG, self.netD, *averages)
         self.average_statistics = AverageAcrossRanks(statistics) if self.ranks.size > 1 and statistics else None
         self.d_watch = DiscriminatorWatch("lsgan" if cfg.model == "pix2pixcc" else cfg.gan_mode)
 
@@ -214,8 +217,15 @@ class Trainer:
                   f"resume state in {cfg.ckpt_dir}", flush=True)
 
     def _generator_weights(self):
-        """What Generator_<epoch>.ckpt holds: G's weight average with --ema_decay, else G."""
-        return self.netG if self.step_cell.ema is None else self.step_cell.ema.averaged()
+        """What Generator_<epoch>.ckpt and Generator_best.ckpt hold and validation scores: G, or
+        with --ema_decay a copy of G loaded with its weight average."""
+        if self.step_cell.ema is None:
+            return self.netG
+        if self.averaged_G is None:
+            self.averaged_G = registry.build_generator(self.cfg)
+        ms.load_param_into_net(self.averaged_G, {item["name"]: ms.Parameter(Tensor(item["data"].asnumpy()), name=item["name"])
+                                                 for item in self.step_cell.ema.averaged()}, strict_load=True)
+        return self.averaged_G
 
     def _save_samples(self, epoch):
         source, target = sample_batch(self.val_pairs, self.cfg)

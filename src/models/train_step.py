@@ -252,10 +252,15 @@ class Pix2PixCCGeneratorLoss(nn.Cell):
         return total, (loss_gan, loss_fm, loss_cc)
 
 
-def running_statistics(*networks):
-    """The batch-norm running statistics of `networks` (empty under instance norm)."""
-    return [param for network in networks for param in network.get_parameters()
-            if param.name.endswith(("moving_mean", "moving_variance"))]
+def running_statistics(*cells):
+    """The batch-norm running statistics held by `cells` (networks, a WeightAverage's averages),
+    each once; empty under instance norm."""
+    found = {}
+    for cell in cells:
+        for param in cell.get_parameters():
+            if param.name.endswith(("moving_mean", "moving_variance")):
+                found.setdefault(id(param), param)
+    return list(found.values())
 
 
 class AverageAcrossRanks(nn.Cell):
