@@ -63,8 +63,8 @@ class DiscriminatorWatch:
         self.warned = True
         return (f"warning: step {step}: the discriminator has won for {self.run_length} steps in a row "
                 f"(loss_D_real and loss_D_fake below {self.threshold}); G's adversarial loss will keep "
-                "rising. See 'Reading the curves' in the README (e.g. lower --LAMBDA_Dis, raise "
-                "--LAMBDA_GAN or try --gan_mode lsgan)")
+                "rising. See 'Reading the curves' in the README (e.g. lower --lambda_D, raise "
+                "--lambda_GAN or try --gan_mode lsgan)")
 
 
 def _format_duration(seconds):
@@ -91,6 +91,8 @@ class Trainer:
         self.step_cell.set_train(True)
         self.arch = {"model": cfg.model, **registry.arch(cfg, "generator"),
                      **{f"D_{k}": v for k, v in registry.arch(cfg, "discriminator").items()}}
+        if self.step_cell.ema is not None:  # the resume state then holds the average too
+            self.arch["ema"] = True
         self._compile()
         self.start_step = (checkpoint.load_resume_state(cfg.ckpt_dir, self.step_cell, self.arch)
                            if cfg.resume else 0)
@@ -98,11 +100,14 @@ class Trainer:
             raise UserError(f"the resume state in {cfg.ckpt_dir} is at step {self.start_step}, past "
                             f"the {self.total_steps} steps of this run; raise --epoch_num")
         self.loss_log = LossLog(cfg.loss_show_dir, registry.loss_names(cfg))
-        self.validator = (Validator(cfg, self.netG, self.val_pairs)
+        self.averaged_G = None
+        self.validator = (Validator(cfg, self._generator_weights, self.val_pairs)
                           if cfg.val_data_dir and cfg.val_interval and self.ranks.is_main else None)
-        statistics = running_statistics(self.netG, self.netD)
+        # With --ema_decay the averaged statistics are what checkpoints hold: averaged across ranks too.
+        averages = [] if self.step_cell.ema is None else [self.step_cell.ema]
+        statistics = running_statistics(self.netG, self.netD, *averages)
         self.average_statistics = AverageAcrossRanks(statistics) if self.ranks.size > 1 and statistics else None
-        self.d_watch = DiscriminatorWatch("lsgan" if cfg.model == "pix2pixcc" else cfg.gan_mode)
+        self.d_watch = DiscriminatorWatch(registry.model_of(cfg).gan_mode(cfg))
 
     def _compile(self):
         """Compile the step before any state is loaded: compilation settles parameter names
@@ -203,7 +208,7 @@ class Trainer:
         if self.validator and self.validator.due(epoch):
             self.validator.run(epoch, step)
         if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
-            checkpoint.save_network(self.netG, os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
+            checkpoint.save_network(self._generator_weights(), os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
                                     {"model": cfg.model, **registry.arch(cfg, "generator")},
                                     config=recorded_flags(cfg))
             checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
@@ -211,6 +216,17 @@ class Trainer:
             checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
             print(f"epoch {epoch}: saved Generator_{epoch}.ckpt, Discriminator_{epoch}.ckpt and the "
                   f"resume state in {cfg.ckpt_dir}", flush=True)
+
+    def _generator_weights(self):
+        """What Generator_<epoch>.ckpt and Generator_best.ckpt hold and validation scores: G, or
+        with --ema_decay a copy of G loaded with its weight average."""
+        if self.step_cell.ema is None:
+            return self.netG
+        if self.averaged_G is None:
+            self.averaged_G = registry.build_generator(self.cfg)
+        ms.load_param_into_net(self.averaged_G, {item["name"]: ms.Parameter(Tensor(item["data"].asnumpy()), name=item["name"])
+                                                 for item in self.step_cell.ema.averaged()}, strict_load=True)
+        return self.averaged_G
 
     def _save_samples(self, epoch):
         source, target = sample_batch(self.val_pairs, self.cfg)

@@ -55,8 +55,9 @@ def is_better(value, best, metric):
 class Validator:
     """Runs validation at the epochs --val_interval picks and keeps the table, curve and best."""
 
-    def __init__(self, cfg, netG, pairs):
-        self.cfg, self.netG, self.pairs = cfg, netG, pairs
+    def __init__(self, cfg, generator, pairs):
+        """`generator()`: the network to score and keep as the best (G, or its weight average)."""
+        self.cfg, self.generator, self.pairs = cfg, generator, pairs
         self.metric = cfg.best_metric
         self.csv_path = os.path.join(cfg.loss_show_dir, CSV_FILE)
         self.best_path = os.path.join(cfg.ckpt_dir, BEST_CKPT)
@@ -97,8 +98,9 @@ class Validator:
 
     def run(self, epoch, step):
         """Validate after epoch `epoch` (global step `step`); returns the means."""
-        means = validation_means(self.netG, self.pairs, self.cfg)
-        self.netG.set_train(True)
+        netG = self.generator()
+        means = validation_means(netG, self.pairs, self.cfg)
+        netG.set_train(True)
         rows = self.read()
         row = {"epoch": str(epoch), "step": str(step), **{name: f"{value:.6g}" for name, value in means.items()}}
         self._write(row.keys(), rows + [row])
@@ -106,13 +108,13 @@ class Validator:
         print(f"epoch {epoch}: validation on {len(self.pairs)} pairs: {shown}", flush=True)
         if is_better(means[self.metric], self.best, self.metric):
             self.best = means[self.metric]
-            self._save_best(epoch, step)
+            self._save_best(netG, epoch, step)
         self.plot()
         return means
 
-    def _save_best(self, epoch, step):
+    def _save_best(self, netG, epoch, step):
         cfg = self.cfg
-        checkpoint.save_network(self.netG, self.best_path, {"model": cfg.model, **registry.arch(cfg, "generator")},
+        checkpoint.save_network(netG, self.best_path, {"model": cfg.model, **registry.arch(cfg, "generator")},
                                 config=recorded_flags(cfg))
         checkpoint.atomic_write_text(self.record_path, json.dumps(
             {"epoch": epoch, "step": step, "metric": self.metric, "value": self.best,

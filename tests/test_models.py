@@ -5,7 +5,7 @@ import pytest
 from mindspore import Tensor
 
 from src.models import registry
-from src.models.generators import unet_depth
+from src.models.generators import UnetGenerator, unet_depth
 from src.utils.config import parse_args
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
@@ -187,3 +187,57 @@ def test_the_loss_scale_moves_once_per_step(init_scale, clean_steps, scale_after
         step(x, y, noise)
     assert int(step.loss_scale.clean_steps.asnumpy()) == clean_steps
     assert float(step.loss_scale.scale.asnumpy()) == pytest.approx(scale_after, rel=1e-6)
+
+
+def test_unet_encoder_has_no_bias_under_batch_norm_as_in_the_reference():
+    """Every encoder convolution, outermost and innermost included, drops its bias under batch
+    norm; the decoder's outermost (transposed) convolution keeps one."""
+    net = UnetGenerator(3, 3, 8, 5, norm="batch", train_size=32)
+    biases = [name for name, _ in net.parameters_and_names() if name.endswith(".bias")]
+    assert not [name for name in biases if name.startswith("downs.")]
+    assert [name for name in biases if name.startswith("ups.")] == ["ups.0.block.1.bias"]
+
+
+def test_a_checkpoint_with_the_old_encoder_biases_is_refused_not_loaded_in_part(tmp_path):
+    from src.utils.checkpoint import load_network
+    net = UnetGenerator(3, 3, 8, 5, norm="batch", train_size=32)
+    old = [{"name": name, "data": param.data} for name, param in net.parameters_and_names()]
+    old.append({"name": "downs.0.block.0.bias", "data": Tensor(np.zeros(8, np.float32))})
+    path = str(tmp_path / "old.ckpt")
+    ms.save_checkpoint(old, path)
+    with pytest.raises(UserError, match="downs.0.block.0.bias"):
+        load_network(net, path, {})
+
+
+def test_weight_average_follows_the_warmed_up_decay():
+    """After each update: average -= (1 - min(decay, (1 + n) / (10 + n))) * (average - weight)."""
+    from mindspore import Parameter, nn
+    from src.models.train_step import WeightAverage
+
+    class One(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.w = Parameter(Tensor(np.zeros(2, np.float32)), name="w")
+
+    net = One()
+    average = WeightAverage(net, 0.5)
+    expected = np.zeros(2)
+    for n, value in enumerate([1.0, 3.0, -2.0], 1):
+        net.w.set_data(Tensor(np.full(2, value, np.float32)))
+        average()
+        keep = min(0.5, (1 + n) / (10 + n))
+        expected = expected - (1 - keep) * (expected - value)
+        np.testing.assert_allclose(average.average[0].asnumpy(), expected, rtol=1e-6)
+    assert average.averaged()[0]["name"] == "w"
+
+
+def test_resize_convolution_decoder_keeps_sizes_and_has_no_transposed_convolution():
+    from mindspore import nn
+    from src.models.layers import ResizeConv
+    for pad_mode in ("CONSTANT", "REFLECT"):
+        net = UnetGenerator(3, 2, 8, 5, pad_mode=pad_mode, train_size=32, upsample="resize")
+        net.set_train(False)
+        assert net(Tensor(np.zeros((1, 3, 64, 32), np.float32))).shape == (1, 2, 64, 32)
+        cells = [cell for _, cell in net.cells_and_names()]
+        assert not any(isinstance(cell, nn.Conv2dTranspose) for cell in cells)
+        assert sum(isinstance(cell, ResizeConv) for cell in cells) == 5

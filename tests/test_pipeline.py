@@ -6,7 +6,7 @@ import pytest
 
 from src.dataset.pairs import find_pairs
 from src.dataset.pipeline import TrainSource, epoch_order, train_dataset, train_tickets
-from src.dataset.transforms import crop_and_flip
+from src.dataset.transforms import crop_and_flip, resize_chw
 from src.utils.config import settings
 
 
@@ -105,3 +105,18 @@ def test_a_file_without_partner_is_named(tmp_path):
     root = write_folder_pairs(str(tmp_path), ["a.png", "b.png"], ["a.png"])
     with pytest.raises(UserError, match="no partner in target/, e.g. b.png"):
         find_pairs(root)
+
+
+def test_resize_stays_in_the_channel_range_where_bicubic_overshoots():
+    """A hard black/white edge overshoots under bicubic resampling (to about +-1.02 unclamped);
+    the resize keeps each channel within its own range, as the reference's 8-bit resize does,
+    and leaves missing pixels missing."""
+    edge = np.where(np.arange(40) < 20, -1.0, 1.0).astype(np.float32)
+    image = np.stack([np.tile(edge, (40, 1)), 0.5 * np.tile(edge, (40, 1))])
+    resized = resize_chw(image, 57)
+    assert resized.shape == (2, 57, 57)
+    assert resized[0].min() == -1.0 and resized[0].max() == 1.0
+    assert resized[1].min() == -0.5 and resized[1].max() == 0.5
+    with_gap = image.copy()
+    with_gap[:, :5, :5] = np.nan
+    assert np.isnan(resize_chw(with_gap, 57)[:, 0, 0]).all()

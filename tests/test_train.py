@@ -190,3 +190,24 @@ def test_help_explains_every_flag():
     assert result.returncode == 0
     for flag in ("--train_data_dir", "--crop_size", "--LAMBDA_L1", "--resume", "--run_distribute"):
         assert flag in result.stdout
+
+
+def test_ema_weights_go_to_the_generator_checkpoint_and_survive_a_resume(tmp_path):
+    """--ema_decay: Generator_<epoch>.ckpt holds the average (not the last weights), the resume
+    state holds both, and a run resumed at an epoch boundary ends identical to a straight one."""
+    data = write_ab_folder(str(tmp_path / "data"), 4)
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    ema = ("--ema_decay", "0.5")
+    assert run_entry("train.py", tiny_train_args(data, straight, *ema)).returncode == 0
+    first = run_entry("train.py", tiny_train_args(data, resumed, "--epoch_num", "1", *ema))
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_entry("train.py", tiny_train_args(data, resumed, "--resume", "True", *ema))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert_same_final_state(straight, resumed)
+    state = ckpt_arrays(os.path.join(straight, "ckpt", "train_state.ckpt"))
+    generator = {k: v.asnumpy() for k, v in ms.load_checkpoint(os.path.join(straight, "ckpt", "Generator_2.ckpt")).items()
+                 if k.startswith("netG.")}
+    assert state["ema.updates"] == 8
+    weights = list(generator)
+    assert weights and all(np.array_equal(generator[n], state["ema." + n]) for n in weights)
+    assert not all(np.array_equal(generator[n], state[n]) for n in weights)

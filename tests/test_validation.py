@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import mindspore as ms
 import numpy as np
 import pytest
 
@@ -37,10 +38,12 @@ def data(tmp_path_factory):
     return write_ab_folder(str(root / "train"), 4), write_ab_folder(str(root / "val"), 3, size=48, seed=1)
 
 
-def test_each_epoch_is_validated_and_the_best_generator_kept(data, tmp_path):
+@pytest.mark.parametrize("average", [[], ["--ema_decay", "0.9"]], ids=["weights", "weight average"])
+def test_each_epoch_is_validated_and_the_best_generator_kept(data, tmp_path, average):
+    """With --ema_decay, validation scores and keeps the weight average, as checkpoints hold it."""
     train, val = data
     out = str(tmp_path / "out")
-    result = run_entry("train.py", tiny_train_args(train, out, "--val_data_dir", val, *VAL_FLAGS))
+    result = run_entry("train.py", tiny_train_args(train, out, "--val_data_dir", val, *VAL_FLAGS, *average))
     assert result.returncode == 0, result.stderr[-2000:]
     rows = read_csv(os.path.join(out, "loss", "val_metrics.csv"))
     assert [(r["epoch"], r["step"]) for r in rows] == [("1", "4"), ("2", "8"), ("3", "12")]
@@ -56,6 +59,13 @@ def test_each_epoch_is_validated_and_the_best_generator_kept(data, tmp_path):
                                       "--predict_dir", str(tmp_path / "pred"), "--report_dir", report])
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert read_json(os.path.join(report, "summary.json"))["L1"]["mean"] == pytest.approx(record["value"], rel=1e-5)
+    # The best is the weights Generator_<epoch>.ckpt of that epoch holds (the average, with EMA).
+    best = ms.load_checkpoint(os.path.join(out, "ckpt", "Generator_best.ckpt"))
+    same_epoch = ms.load_checkpoint(os.path.join(out, "ckpt", f"Generator_{record['epoch']}.ckpt"))
+    assert set(best) == set(same_epoch)
+    for name in best:
+        if name not in ("arch", "config"):
+            np.testing.assert_array_equal(best[name].asnumpy(), same_epoch[name].asnumpy(), err_msg=name)
 
 
 def test_validation_every_second_epoch_and_at_the_last(data, tmp_path):

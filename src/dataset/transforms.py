@@ -9,13 +9,23 @@ from src.utils.errors import UserError
 
 def resize_chw(array, size):
     """Bicubic resize of every channel of a float32 CHW array to `size` (an int for a square,
-    or (height, width))."""
+    or (height, width)), clamped to the channel's own range.
+
+    Bicubic overshoots at edges (8-bit images reached +-1.02 on the [-1, 1] scale, beyond what
+    the generator's tanh can produce); the reference pix2pix resizes 8-bit images, whose
+    overshoot PIL clips. Clamping to the channel's range does the same for any data. Missing
+    values (NaN) stay missing."""
     height, width = (size, size) if isinstance(size, int) else size
     if array.shape[1:] == (height, width):
         return array
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(channel), mode="F")
-                                .resize((width, height), Image.BICUBIC))
-                     for channel in array]).astype(np.float32)
+    return np.stack([_resize_channel(channel, width, height) for channel in array]).astype(np.float32)
+
+
+def _resize_channel(channel, width, height):
+    resized = np.asarray(Image.fromarray(np.ascontiguousarray(channel), mode="F")
+                         .resize((width, height), Image.BICUBIC))
+    finite = channel[np.isfinite(channel)]
+    return np.clip(resized, finite.min(), finite.max()) if finite.size else resized
 
 
 def pad_and_rotate(source, target, rng, padding, max_angle):

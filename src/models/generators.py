@@ -9,7 +9,7 @@ uninterrupted single-process run draws. Without noise (eval, export) dropout is 
 import mindspore.nn as nn
 import mindspore.ops as ops
 
-from src.models.layers import LeakyReLU, Mish, Pad2d, down_conv, norm_layer, up_conv, uses_bias
+from src.models.layers import LeakyReLU, Mish, Pad2d, ResizeConv, down_conv, norm_layer, up_conv, uses_bias
 from src.utils.errors import UserError
 
 MIN_UNET_SIZE = 32
@@ -39,7 +39,9 @@ class UnetDown(nn.Cell):
         super().__init__()
         with_norm = not (outermost or innermost)
         layers = [] if outermost else [LeakyReLU(0.2)]
-        layers.append(down_conv(in_channels, out_channels, padding_type, has_bias=uses_bias(norm) or not with_norm))
+        # No bias under batch norm even on the outermost and innermost blocks, which have no norm
+        # layer: the reference's encoder convolutions all follow its use_bias rule.
+        layers.append(down_conv(in_channels, out_channels, padding_type, has_bias=uses_bias(norm)))
         if with_norm:
             layers.append(norm_layer(norm, out_channels))
         self.block = nn.SequentialCell(layers)
@@ -49,11 +51,15 @@ class UnetDown(nn.Cell):
 
 
 class UnetUp(nn.Cell):
-    """ReLU -> 4x4 transposed conv stride 2 -> norm, or -> tanh on the outermost block."""
+    """ReLU -> 4x4 transposed conv stride 2 (or, with upsample "resize", ResizeConv) -> norm, or
+    -> tanh on the outermost block."""
 
-    def __init__(self, in_channels, out_channels, norm, outermost):
+    def __init__(self, in_channels, out_channels, norm, outermost, upsample="transpose", padding_type="zero"):
         super().__init__()
-        layers = [nn.ReLU(), up_conv(in_channels, out_channels, has_bias=outermost or uses_bias(norm))]
+        has_bias = outermost or uses_bias(norm)
+        up = (ResizeConv(in_channels, out_channels, has_bias, padding_type) if upsample == "resize"
+              else up_conv(in_channels, out_channels, has_bias=has_bias))
+        layers = [nn.ReLU(), up]
         layers.append(nn.Tanh() if outermost else norm_layer(norm, out_channels))
         self.block = nn.SequentialCell(layers)
 
@@ -69,7 +75,7 @@ class UnetGenerator(nn.Cell):
     """
 
     def __init__(self, input_nc, output_nc, ngf, num_downs, norm="batch", padding_type="zero",
-                 use_dropout=True, dropout_rate=0.5, train_size=256):
+                 use_dropout=True, dropout_rate=0.5, train_size=256, upsample="transpose"):
         super().__init__()
         widths = [ngf, ngf * 2, ngf * 4] + [ngf * 8] * (num_downs - 3)
         self.num_downs = num_downs
@@ -80,7 +86,7 @@ class UnetGenerator(nn.Cell):
             downs.append(UnetDown(input_nc if outermost else outer, widths[level], norm, padding_type,
                                   outermost, innermost))
             up_in = widths[level] if innermost else widths[level] * 2
-            ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost))
+            ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost, upsample, padding_type))
         self.downs = nn.CellList(downs)
         self.ups = nn.CellList(ups)
         self.dropout_rate = dropout_rate

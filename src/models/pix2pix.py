@@ -49,11 +49,15 @@ class Pix2Pix(Model):
     name = "pix2pix"
     summary = "U-Net + PatchGAN, GAN + L1"
     defaults = {"norm": "batch", "padding_type": "zero", "lambda_GAN": 1.0}
-    generator_arch = ("input_nc", "output_nc", "ngf", "norm", "padding_type", "unet_depth")
+    generator_arch = ("input_nc", "output_nc", "ngf", "norm", "padding_type", "upsample", "unet_depth")
     discriminator_arch = ("input_nc", "output_nc", "ndf", "n_layers_D", "norm", "padding_type")
     loss_names = ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1")
 
     def add_generator_flags(self, group):
+        group.add_argument("--upsample", default="transpose", choices=["transpose", "resize"],
+                           help="U-Net decoder upsampling: transpose: 4x4 transposed convolution (the "
+                                "reference); resize: nearest x2 then 3x3 convolution, against "
+                                "checkerboard artefacts (default: %(default)s)")
         group.add_argument("--dropout", type=str2bool, default=True,
                            help="dropout 0.5 in the U-Net's innermost 512-channel decoder blocks while "
                                 "training (default: %(default)s)")
@@ -70,6 +74,9 @@ class Pix2Pix(Model):
         group.add_argument("--lambda_D", "--LAMBDA_Dis", type=float, default=0.5,
                            help="weight of D's loss, real + fake (default: %(default)s)")
 
+    def gan_mode(self, cfg):
+        return cfg.gan_mode
+
     def derived(self, cfg):
         return {"unet_depth": unet_depth(cfg.crop_size)}
 
@@ -79,7 +86,8 @@ class Pix2Pix(Model):
 
     def generator(self, cfg):
         return UnetGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, unet_depth(cfg.crop_size), cfg.norm,
-                             cfg.padding_type, use_dropout=cfg.dropout, train_size=cfg.crop_size)
+                             cfg.padding_type, use_dropout=cfg.dropout, train_size=cfg.crop_size,
+                             upsample=cfg.upsample)
 
     def discriminator(self, cfg):
         return NLayerDiscriminator(cfg.input_nc + cfg.output_nc, cfg.ndf, cfg.n_layers_D, cfg.norm,

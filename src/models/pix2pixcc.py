@@ -106,6 +106,9 @@ class Pix2PixCC(Model):
                            help="True: Lin's concordance correlation coefficient; False: Pearson's "
                                 "(default: %(default)s)")
 
+    def gan_mode(self, cfg):
+        return "lsgan"
+
     def metrics(self, cfg):
         return multiscale_cc_metrics(cfg.n_CC, cfg.ccc)
 

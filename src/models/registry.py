@@ -39,6 +39,10 @@ class Model:
     def add_metric_flags(self, group):
         """Flags of this model's extra metrics: training (validation) and eval."""
 
+    def gan_mode(self, cfg):
+        """The adversarial loss, "vanilla" or "lsgan" (how losses of a winning D look)."""
+        raise NotImplementedError
+
     def metrics(self, cfg):
         """{name: function(prediction, target, valid)} of metrics eval adds for this model."""
         return {}
@@ -137,7 +141,8 @@ def build_train_step(cfg, netG, netD, lr_per_step):
     _name_optimizer_state(opt_G, "opt_G.", netG)
     _name_optimizer_state(opt_D, "opt_D.", netD)
     target_fill = fill_on_model_scale(side_scaling(cfg, "target"))
-    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill)
+    return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill,
+                           cfg.ema_decay)
 
 
 def _name_optimizer_state(optimizer, prefix, network):

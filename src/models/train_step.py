@@ -43,6 +43,37 @@ class DynamicLossScale(nn.Cell):
         return finite
 
 
+class WeightAverage(nn.Cell):
+    """Exponential moving average of a network's parameters (batch-norm statistics included),
+    kept in Parameters named "ema." + the parameter's name so that the resume state holds it.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (as TensorFlow's
+    ExponentialMovingAverage with num_updates), so the average does not carry the random
+    initial weights for the first thousands of steps."""
+
+    def __init__(self, network, decay):
+        super().__init__(auto_prefix=False)
+        self.decay = decay
+        params = network.get_parameters()
+        self.source = ParameterTuple(params)
+        self.average = ParameterTuple([Parameter(Tensor(p.asnumpy()), name="ema." + p.name, requires_grad=False)
+                                       for p in self.source])
+        self.updates = Parameter(Tensor(0, mstype.float32), name="ema.updates", requires_grad=False)
+
+    def construct(self):
+        n = self.updates + 1.0
+        keep = ops.minimum(ops.cast(self.decay, mstype.float32), (1.0 + n) / (10.0 + n))
+        for average, weight in zip(self.average, self.source):
+            ops.assign(average, average - (1.0 - ops.cast(keep, average.dtype)) * (average - weight))
+        ops.assign(self.updates, n)
+        return n
+
+    def averaged(self):
+        """[{"name": network parameter name, "data": its average}]: a checkpoint of the network
+        with the averaged weights."""
+        return [{"name": weight.name, "data": average} for weight, average in zip(self.source, self.average)]
+
+
 def _grad_reducer(params):
     """Averages gradients across ranks under data parallel; None on a single device."""
     if ms.get_auto_parallel_context("parallel_mode") not in (ParallelMode.DATA_PARALLEL,
@@ -62,8 +93,11 @@ class GANTrainOneStep(nn.Cell):
     they were before) and `valid` is 0 there, so that loss_G can leave them out.
     """
 
-    def __init__(self, netG, netD, loss_D, loss_G, opt_G, opt_D, loss_scale=0.0, target_fill=0.0):
+    def __init__(self, netG, netD, loss_D, loss_G, opt_G, opt_D, loss_scale=0.0, target_fill=0.0,
+                 ema_decay=0.0):
         super().__init__(auto_prefix=False)
+        # G's weight average (WeightAverage) after every G update, when ema_decay > 0.
+        self.ema = WeightAverage(netG, ema_decay) if ema_decay > 0 else None
         self.target_fill = target_fill
         self.netG = netG
         self.loss_D = loss_D
@@ -101,6 +135,8 @@ class GANTrainOneStep(nn.Cell):
         loss_G, finite_G = self._apply(self.opt_G, self._finish(grads_G, self.reducer_G), loss_G)
         if self.use_loss_scale:
             loss_G = ops.depend(loss_G, self.loss_scale(ops.logical_and(finite_D, finite_G)))
+        if self.ema is not None:
+            loss_G = ops.depend(loss_G, self.ema())
         return (loss_D, loss_G) + aux_D + aux_G
 
     def _seed(self, loss, aux):
@@ -128,10 +164,15 @@ class GANTrainOneStep(nn.Cell):
         return loss, finite
 
 
-def running_statistics(*networks):
-    """The batch-norm running statistics of `networks` (empty under instance norm)."""
-    return [param for network in networks for param in network.get_parameters()
-            if param.name.endswith(("moving_mean", "moving_variance"))]
+def running_statistics(*cells):
+    """The batch-norm running statistics held by `cells` (networks, a WeightAverage's averages),
+    each once; empty under instance norm."""
+    found = {}
+    for cell in cells:
+        for param in cell.get_parameters():
+            if param.name.endswith(("moving_mean", "moving_variance")):
+                found.setdefault(id(param), param)
+    return list(found.values())
 
 
 class AverageAcrossRanks(nn.Cell):

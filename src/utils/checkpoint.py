@@ -115,6 +115,13 @@ def _check_shapes(network, params, path, what, recomputed):
         raise UserError(f"{what} {path} does not fit this network: it has no parameter "
                         f"{missing[0]!r} ({len(missing)} missing); is it a checkpoint of another "
                         "network or architecture?")
+    # Biases the network lacks would be dropped silently by load_param_into_net: U-Net checkpoints
+    # from before the encoder's outermost and innermost convolutions lost theirs (batch norm).
+    extra = [name for name in params if name.endswith(".bias") and name not in own]
+    if extra:
+        raise UserError(f"{what} {path} does not fit this network: it has {extra[0]!r}, which this "
+                        "network does not (a U-Net checkpoint from before its batch-norm encoder lost the "
+                        "outermost and innermost biases? retrain it)")
     for name, param in own.items():
         if tuple(params[name].shape) != tuple(param.shape):
             raise UserError(f"{what} {path} does not fit this network: {name} has shape "

@@ -53,6 +53,13 @@ def non_negative_float(value):
     return number
 
 
+def unit_interval(value):
+    number = float(value)
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return number
+
+
 def positive_float(value):
     number = float(value)
     if not number > 0:
@@ -271,6 +278,10 @@ def _add_optim(parser):
                        help="epochs of linear decay to 0 (default: %(default)s)")
     group.add_argument("--epoch_num", type=positive_int, default=None,
                        help="epochs to train; defaults to n_epochs + n_epochs_decay")
+    group.add_argument("--ema_decay", type=unit_interval, default=0.0,
+                       help="decay of an exponential moving average of G's weights (e.g. 0.999), "
+                            "saved in Generator_<epoch>.ckpt for eval and export in place of the "
+                            "last weights; 0 turns it off (default: %(default)s)")
     group.add_argument("--amp_level", default="O0", choices=["O0", "O2", "O3"],
                        help="mixed precision on Ascend/GPU; CPU runs O0 (default: %(default)s)")
     group.add_argument("--loss_scale", type=float, default=0.0,

