@@ -234,8 +234,8 @@ def test_weight_average_follows_the_warmed_up_decay():
 def test_resize_convolution_decoder_keeps_sizes_and_has_no_transposed_convolution():
     from mindspore import nn
     from src.models.layers import ResizeConv
-    for pad_mode in ("CONSTANT", "REFLECT"):
-        net = UnetGenerator(3, 2, 8, 5, pad_mode=pad_mode, train_size=32, upsample="resize")
+    for padding_type in ("zero", "reflection", "replication"):
+        net = UnetGenerator(3, 2, 8, 5, padding_type=padding_type, train_size=32, upsample="resize")
         net.set_train(False)
         assert net(Tensor(np.zeros((1, 3, 64, 32), np.float32))).shape == (1, 2, 64, 32)
         cells = [cell for _, cell in net.cells_and_names()]
