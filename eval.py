@@ -1,10 +1,12 @@
 """Evaluate a generator checkpoint on paired data. `python eval.py --help` lists every flag."""
+import os
+
 from src.dataset.pairs import find_pairs
 from src.evaluate import evaluate
 from src.export import inference_batch_size, load_generator, resolve_checkpoint_flags
 from src.inference import network_run, predictions, tiling_from_flags
 from src.models import registry
-from src.utils.config import parse_args
+from src.utils.config import CONFIG_FILE, parse_args, save_resolved_config
 from src.utils.device import set_context
 from src.utils.errors import run_cli
 
@@ -18,6 +20,7 @@ def main(argv=None):
     netG = load_generator(cfg)
     evaluate(predictions(pairs, cfg, network_run(netG), inference_batch_size(cfg), tiling), cfg,
              cfg.predict_dir, cfg.report_dir)
+    save_resolved_config(cfg, os.path.join(cfg.report_dir, CONFIG_FILE))
     return 0
 
 

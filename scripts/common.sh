@@ -51,14 +51,11 @@ positive_int() {
     [[ "$1" =~ ^[1-9][0-9]*$ ]] || die_usage "$2 must be a positive integer, got '$1'"
 }
 
-# dataset_flags NAME: the flags a dataset name implies (facades: labels -> photo is B -> A;
-# maps: aerial photo -> map is A -> B; anything else: the train.py defaults).
+# dataset_flags NAME: configs/NAME.yaml when the project ships one (facades: labels -> photo is
+# B -> A; maps: aerial photo -> map is A -> B); anything else: the train.py defaults. Flags given
+# after the launcher's arguments override the file.
 dataset_flags() {
-    case "$1" in
-        facades) echo "--direction BtoA" ;;
-        maps) echo "--direction AtoB" ;;
-        *) echo "" ;;
-    esac
+    if [ -f "$REPO_DIR/configs/$1.yaml" ]; then echo "--config_path $REPO_DIR/configs/$1.yaml"; fi
 }
 
 # split_dir ROOT SPLIT: ROOT/SPLIT if it exists (the facades/maps layout), else ROOT itself.

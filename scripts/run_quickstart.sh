@@ -12,12 +12,11 @@ if [ "${P2P_SKIP_INSTALL:-0}" != "1" ]; then
     echo "== installing requirements"
     "$PYTHON" -m pip install --quiet -r requirements.txt
 fi
-MODEL=(--input_nc 1 --output_nc 3 --crop_size 64)
 echo "== building the dataset"
 "$PYTHON" -m src.dataset.quickstart_data build --out "$OUT/data" --crops "$CROPS" --size 72
 echo "== training ($EPOCHS epochs)"
-"$PYTHON" train.py "${MODEL[@]}" --train_data_dir "$OUT/data/train" --val_data_dir "$OUT/data/test" \
-    --load_size 72 --n_epochs $(( (EPOCHS + 1) / 2 )) --n_epochs_decay $(( EPOCHS / 2 )) --print_interval 50 \
+"$PYTHON" train.py --config_path configs/quickstart.yaml --train_data_dir "$OUT/data/train" \
+    --val_data_dir "$OUT/data/test" --n_epochs $(( (EPOCHS + 1) / 2 )) --n_epochs_decay $(( EPOCHS / 2 )) \
     --ckpt_dir "$OUT/ckpt" --train_fakeimg_dir "$OUT/fake_img" --loss_show_dir "$OUT/loss_show"
 echo "== evaluating on the held-out photographs (the checkpoint records the model flags)"
 "$PYTHON" eval.py --val_data_dir "$OUT/data/test" --ckpt "$OUT/ckpt/Generator_$EPOCHS.ckpt" \

@@ -183,8 +183,8 @@ def write_pdf_report(rows, summary, collage_dir, path, cfg):
     with PdfPages(path) as pdf:
         fig = plt.figure(figsize=(8.27, 11.69))
         fig.text(0.08, 0.95, "Pix2Pix evaluation report", fontsize=18, weight="bold")
-        fig.text(0.08, 0.92, f"checkpoint: {getattr(cfg, 'ckpt', '-')}", fontsize=8)
-        fig.text(0.08, 0.905, f"data: {getattr(cfg, 'val_data_dir', '-')}    images: {len(rows)}    "
+        fig.text(0.08, 0.92, f"checkpoint: {cfg.ckpt or '-'}", fontsize=8)
+        fig.text(0.08, 0.905, f"data: {cfg.val_data_dir or '-'}    images: {len(rows)}    "
                  f"model: {cfg.model}", fontsize=8)
         notes = ["L1, MSE, PSNR (dB), SSIM, CC: on the network's scale [-1, 1]; L1/MSE lower is better, "
                  "PSNR, SSIM, CC higher is better."]

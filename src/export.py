@@ -7,7 +7,6 @@ the exported model gives exactly the checkpoint's output.
 import json
 import os
 import sys
-import types
 
 import mindspore as ms
 import numpy as np
@@ -16,9 +15,8 @@ from mindspore import Tensor, nn
 from src.dataset.pairs import DATA_FLAGS
 from src.models import registry
 from src.utils import checkpoint
-from src.utils.config import apply_recorded_flags
+from src.utils.config import apply_recorded_flags, settings
 from src.utils.errors import UserError
-from src.utils.metrics import METRIC_FLAGS
 
 
 def recorded_flags(cfg):
@@ -49,7 +47,7 @@ def load_generator(cfg):
     netG = registry.build_generator(cfg)
     checkpoint.load_network(netG, cfg.ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")})
     netG.set_train(False)
-    if getattr(cfg, "bn_stats", "running") == "image":
+    if cfg.bn_stats == "image":
         for _, cell in netG.cells_and_names():
             if isinstance(cell, nn.BatchNorm2d):
                 cell.use_batch_statistics = True
@@ -58,7 +56,7 @@ def load_generator(cfg):
 
 def inference_batch_size(cfg):
     """Images per forward pass: one under --bn_stats image, whose statistics are per pass."""
-    return 1 if getattr(cfg, "bn_stats", "running") == "image" else cfg.batch_size
+    return 1 if cfg.bn_stats == "image" else cfg.batch_size
 
 
 def export_size(cfg):
@@ -106,7 +104,7 @@ def model_card(cfg, size):
     return {"input_shape": [cfg.batch_size, cfg.input_nc, size, size], "size_unit": registry.size_unit(cfg),
             "output_nc": cfg.output_nc,
             "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
-            "metrics": {name: getattr(cfg, name) for name in METRIC_FLAGS},
+            "metrics": {name: getattr(cfg, name) for name in registry.metric_flags()},
             "checkpoint": os.path.abspath(cfg.ckpt), "bn_stats": cfg.bn_stats, "dropout_at_inference": False,
             "arch": {"model": cfg.model, **registry.arch(cfg, "generator")}}
 
@@ -141,8 +139,8 @@ def data_config(card):
     """The settings the data layer and the metrics read (channels, direction, formats,
     normalisation, CC scales), as the model was trained with them: how predict.py and the 310
     flow read and score data exactly like eval.py."""
-    return types.SimpleNamespace(**card["data"], **card["metrics"], input_nc=card["input_shape"][1],
-                                 output_nc=card["output_nc"], model=card["arch"]["model"], ckpt=card["checkpoint"])
+    return settings(**card["data"], **card["metrics"], input_nc=card["input_shape"][1],
+                    output_nc=card["output_nc"], model=card["arch"]["model"], ckpt=card["checkpoint"])
 
 
 

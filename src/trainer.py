@@ -14,6 +14,7 @@ from src.export import recorded_flags
 from src.models import registry
 from src.models.train_step import AverageAcrossRanks, running_statistics
 from src.utils import checkpoint
+from src.utils.config import CONFIG_FILE, save_resolved_config
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
@@ -62,8 +63,8 @@ class DiscriminatorWatch:
         self.warned = True
         return (f"warning: step {step}: the discriminator has won for {self.run_length} steps in a row "
                 f"(loss_D_real and loss_D_fake below {self.threshold}); G's adversarial loss will keep "
-                "rising. See 'Reading the curves' in the README (e.g. lower --LAMBDA_Dis, raise "
-                "--LAMBDA_GAN or try --gan_mode lsgan)")
+                "rising. See 'Reading the curves' in the README (e.g. lower --lambda_D, raise "
+                "--lambda_GAN or try --gan_mode lsgan)")
 
 
 def _format_duration(seconds):
@@ -106,7 +107,7 @@ class Trainer:
         averages = [] if self.step_cell.ema is None else [self.step_cell.ema]
         statistics = running_statistics(self.netG, self.netD, *averages)
         self.average_statistics = AverageAcrossRanks(statistics) if self.ranks.size > 1 and statistics else None
-        self.d_watch = DiscriminatorWatch("lsgan" if cfg.model == "pix2pixcc" else cfg.gan_mode)
+        self.d_watch = DiscriminatorWatch(registry.model_of(cfg).gan_mode(cfg))
 
     def _compile(self):
         """Compile the step before any state is loaded: compilation settles parameter names
@@ -125,7 +126,7 @@ class Trainer:
         cfg, main = self.cfg, self.ranks.is_main
         if main:
             self.loss_log.start(self.start_step)
-            checkpoint.save_run_config(cfg.ckpt_dir, cfg)
+            save_resolved_config(cfg, os.path.join(cfg.ckpt_dir, CONFIG_FILE))
             if self.validator:
                 self.validator.start(self.start_step // self.steps_per_epoch)
         print(f"rank {self.ranks.rank}/{self.ranks.size}: {len(self.pairs)} pairs, "

@@ -85,7 +85,7 @@ def test_only_rank_0_writes(two_workers):
     _, _, run_dir, logs = two_workers
     assert sorted(os.listdir(run_dir / "ckpt")) == sorted(
         [f"{net}_{e}.ckpt" for net in ("Generator", "Discriminator") for e in (1, 2)]
-        + ["train_state.ckpt", "resume.json", "config.json", "Generator_best.ckpt", "Generator_best.json"])
+        + ["train_state.ckpt", "resume.json", "config.yaml", "Generator_best.ckpt", "Generator_best.json"])
     assert sorted(os.listdir(run_dir / "img")) == ["epoch_001.png", "epoch_002.png"]
     assert "saved Generator" in logs[0] and "saved Generator" not in logs[1]
     assert logs[0].count("validation on 2 pairs") == 2 and "validation" not in logs[1]

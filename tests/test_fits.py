@@ -3,7 +3,6 @@ splitting, and a short training that writes FITS predictions in physical units."
 import csv
 import importlib.util
 import os
-import types
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from src.dataset.normalize import Scaling, side_scaling, to_model, to_physical
 from src.dataset.pairing import split_groups
 from src.dataset.pairs import find_pairs, load_pair, load_target
 from src.dataset.transforms import crop_and_flip
+from src.utils.config import settings
 from src.utils.errors import UserError
 from src.utils.metrics import physical_metrics
 
@@ -59,12 +59,12 @@ def test_missing_pixels_take_the_stated_fill_value():
 
 
 def test_flags_build_the_scaling_and_8_bit_stays_0_255():
-    cfg = types.SimpleNamespace(data_format_input="fits", logscale_input=True, saturation_lower_limit_input=0,
-                                saturation_upper_limit_input=4, saturation_clip_input=True, nan_fill_input=None)
+    cfg = settings(data_format_input="fits", logscale_input=True, saturation_lower_limit_input=0,
+                   saturation_upper_limit_input=4, saturation_clip_input=True, nan_fill_input=None)
     assert side_scaling(cfg, "input") == Scaling(0, 4, True, True, None)
     assert side_scaling(cfg, "input").fill_value == 0.1
-    assert side_scaling(types.SimpleNamespace(), "target") == Scaling(0, 255)
-    assert side_scaling(types.SimpleNamespace(data_format_target="npy"), "target") == Scaling(-1, 1)
+    assert side_scaling(settings(), "target") == Scaling(0, 255)
+    assert side_scaling(settings(data_format_target="npy"), "target") == Scaling(-1, 1)
 
 
 def write_fits(path, data, **header):
@@ -169,8 +169,8 @@ def test_pair_files_pairs_by_key_and_reports_missing_partners(tmp_path):
     assert [(r["key"], r["input"], r["target"]) for r in rows] == [
         ("11158", "../aia/aia_AR11158_t0.fits", "../hmi/hmi.AR11158.t1.fits"),
         ("11429", "../aia/aia_AR11429_t0.fits", "../hmi/hmi.AR11429.t1.fits")]
-    cfg = types.SimpleNamespace(direction="AtoB", data_format_input="fits", data_format_target="fits",
-                                input_nc=1, output_nc=1)
+    cfg = settings(direction="AtoB", data_format_input="fits", data_format_target="fits",
+                   input_nc=1, output_nc=1)
     pairs = find_pairs(str(tmp_path / "all"), cfg=cfg)
     assert [p.name for p in pairs] == ["aia_AR11158_t0.fits", "aia_AR11429_t0.fits"]
     assert load_pair(pairs[0], cfg)[1].shape == (1, 4, 4)
@@ -181,8 +181,8 @@ def test_folders_of_different_formats_pair_by_name_without_extension(tmp_path):
     os.makedirs(tmp_path / "target")
     for name in ("a", "b"):
         np.save(tmp_path / "target" / f"{name}.npy", np.ones((4, 4), np.float32))
-    cfg = types.SimpleNamespace(direction="AtoB", data_format_input="fits", data_format_target="npy",
-                                input_nc=1, output_nc=1)
+    cfg = settings(direction="AtoB", data_format_input="fits", data_format_target="npy",
+                   input_nc=1, output_nc=1)
     pairs = find_pairs(str(tmp_path), cfg=cfg)
     assert [(p.name, os.path.basename(p.target_path)) for p in pairs] == [("a.fits", "a.npy"), ("b.fits", "b.npy")]
     os.remove(tmp_path / "target" / "b.npy")
@@ -274,9 +274,9 @@ def test_short_fits_training_writes_fits_predictions_in_physical_units(tmp_path)
         rows = list(csv.DictReader(handle))
     assert {"MAE_phys", "CC_phys", "flux_unsigned_target", "flux_unsigned_pred", "flux_unsigned_relerr",
             "flux_net_relerr"} <= set(rows[0])
-    cfg = types.SimpleNamespace(direction="AtoB", data_format_input="fits", data_format_target="fits",
-                                input_nc=1, output_nc=1, saturation_lower_limit_target=-1500,
-                                saturation_upper_limit_target=1500)
+    cfg = settings(direction="AtoB", data_format_input="fits", data_format_target="fits",
+                   input_nc=1, output_nc=1, saturation_lower_limit_target=-1500,
+                   saturation_upper_limit_target=1500)
     target = load_target(find_pairs(val, cfg=cfg)[0], cfg)
     assert np.isnan(target[0, :3, :3]).all()  # off-disk pixels, left out of the physical metrics
     assert float(rows[0]["flux_unsigned_target"]) == pytest.approx(np.nansum(np.abs(target)), rel=1e-5)
@@ -307,8 +307,8 @@ def test_real_solar_fits_files_read_with_units_and_missing_pixels():
     hmi = sunpy_test_file("resampled_hmi.fits")  # HMI, DN/s, big-endian float64, NaN off the disk
     data, header = read_fits(hmi)
     assert header["BUNIT"] == "DN/s" and data.shape == (100, 100) and np.isnan(data).sum() == 2430
-    cfg = types.SimpleNamespace(data_format_target="fits", logscale_target=True, saturation_lower_limit_target=2,
-                                saturation_upper_limit_target=5, saturation_clip_target=True)
+    cfg = settings(data_format_target="fits", logscale_target=True, saturation_lower_limit_target=2,
+                   saturation_upper_limit_target=5, saturation_clip_target=True)
     model = to_model(read_array(hmi, "fits", 1), side_scaling(cfg, "target"))
     assert np.isfinite(model).all() and model.min() >= -1 and model.max() <= 1
 

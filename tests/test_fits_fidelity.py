@@ -3,7 +3,6 @@ integer type, prediction headers that sunpy reads right, size mismatches in eval
 inverse's range, and log-scale limits that look linear. Real files from sunpy's test data, and
 FITS written here."""
 import os
-import types
 import warnings
 
 import numpy as np
@@ -16,7 +15,7 @@ from src.dataset.normalize import FLOAT32_MAX, Scaling, to_model, to_physical
 from src.dataset.pairs import Pair, write_prediction
 from src.dataset.transforms import crop_and_flip
 from src.evaluate import evaluate
-from src.utils.config import parse_args
+from src.utils.config import parse_args, settings
 from src.utils.errors import DataWarning, UserError, run_cli
 from test_fits import MAGNETOGRAM, sunpy_test_file
 
@@ -111,7 +110,7 @@ def fits_cfg(**changes):
                   saturation_clip_input=True, saturation_lower_limit_target=-1500, saturation_upper_limit_target=1500,
                   saturation_clip_target=True, model="pix2pixcc", ckpt="/runs/ckpt/Generator_200.ckpt",
                   lead_time=None, target_unit=None)
-    return types.SimpleNamespace(**{**values, **changes})
+    return settings(**{**values, **changes})
 
 
 def test_prediction_header_has_input_geometry_target_keywords_and_provenance(tmp_path):

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import run_entry, tiny_train_args, write_ab_folder
@@ -121,7 +122,7 @@ def test_no_seam_at_tile_borders(tiled_and_whole):
 
 def test_training_writes_its_config_and_the_generator_records_inference_flags(trained):
     root, ckpt, data = trained
-    config = json.loads((root / "run" / "ckpt" / "config.json").read_text())
+    config = yaml.safe_load((root / "run" / "ckpt" / "config.yaml").read_text())
     assert config["train_data_dir"] == data and config["epoch_num"] == 40 and config["norm"] == "batch"
     recorded = checkpoint.read_recorded_config(ckpt)
     assert recorded["ngf"] == 8 and recorded["crop_size"] == 32 and recorded["direction"] == "AtoB"

@@ -100,7 +100,7 @@ def test_train_step_updates_both_networks_and_returns_the_loss_formulas():
 
     assert d_real == pytest.approx(expected_d_real, rel=1e-4)
     assert d_fake == pytest.approx(expected_d_fake, rel=1e-4)
-    assert loss_D == pytest.approx(cfg.LAMBDA_Dis * (expected_d_real + expected_d_fake), rel=1e-4)
+    assert loss_D == pytest.approx(cfg.lambda_D * (expected_d_real + expected_d_fake), rel=1e-4)
     # G's loss is measured through the updated D, on the fake made by G before its update.
     g_after = snapshot(netG)
     restore(netG, g_before)
@@ -109,7 +109,7 @@ def test_train_step_updates_both_networks_and_returns_the_loss_formulas():
     restore(netG, g_after)
     assert g_gan == pytest.approx(expected_g_gan, rel=1e-4)
     assert g_l1 == pytest.approx(expected_g_l1, rel=1e-4)
-    assert loss_G == pytest.approx(cfg.LAMBDA_GAN * expected_g_gan + cfg.LAMBDA_L1 * expected_g_l1, rel=1e-4)
+    assert loss_G == pytest.approx(cfg.lambda_GAN * expected_g_gan + cfg.lambda_L1 * expected_g_l1, rel=1e-4)
 
     changed = lambda before, after: sum(not np.array_equal(before[k], after[k]) for k in before)
     assert changed(g_before, snapshot(netG)) >= len(netG.trainable_params())
@@ -234,8 +234,8 @@ def test_weight_average_follows_the_warmed_up_decay():
 def test_resize_convolution_decoder_keeps_sizes_and_has_no_transposed_convolution():
     from mindspore import nn
     from src.models.layers import ResizeConv
-    for pad_mode in ("CONSTANT", "REFLECT"):
-        net = UnetGenerator(3, 2, 8, 5, pad_mode=pad_mode, train_size=32, upsample="resize")
+    for padding_type in ("zero", "reflection", "replication"):
+        net = UnetGenerator(3, 2, 8, 5, padding_type=padding_type, train_size=32, upsample="resize")
         net.set_train(False)
         assert net(Tensor(np.zeros((1, 3, 64, 32), np.float32))).shape == (1, 2, 64, 32)
         cells = [cell for _, cell in net.cells_and_names()]

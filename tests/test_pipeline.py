@@ -1,6 +1,5 @@
 """The training pipeline: shared crop and flip, deterministic order, sharding by rank."""
 import os
-import types
 
 import numpy as np
 import pytest
@@ -8,6 +7,7 @@ import pytest
 from src.dataset.pairs import find_pairs
 from src.dataset.pipeline import TrainSource, epoch_order, train_dataset, train_tickets
 from src.dataset.transforms import crop_and_flip, resize_chw
+from src.utils.config import settings
 
 
 def test_crop_and_flip_are_the_same_on_both_sides():
@@ -26,7 +26,7 @@ def cfg_for(**overrides):
     values = dict(seed=3, batch_size=1, crop_size=32, load_size=36, no_flip=False, direction="AtoB",
                   input_nc=3, output_nc=3, epoch_num=2, num_parallel_workers=1)
     values.update(overrides)
-    return types.SimpleNamespace(**values)
+    return settings(**values)
 
 
 @pytest.mark.parametrize("num_samples,batch,ranks", [(8, 1, 2), (7, 1, 2), (10, 2, 2), (9, 1, 1), (5, 2, 3)])

@@ -48,7 +48,7 @@ def test_gpu_distributed_uses_msrun_with_every_device(fakes):
     assert line.startswith("msrun --worker_num=8 --local_worker_num=8 --node_rank=0 --master_addr=127.0.0.1 "
                            "--master_port=8118 --cluster_time_out=300 ")
     assert f"--log_dir={env['P2P_RUN_DIR']}/logs --join=True {REPO}/train.py --device_target GPU " \
-           f"--run_distribute True --train_data_dir {data} --direction BtoA" in line
+           f"--run_distribute True --train_data_dir {data} --config_path {REPO}/configs/facades.yaml" in line
     assert line.split(" | ")[0].endswith("--batch_size 4")  # extra flags passed on
 
 
@@ -59,7 +59,7 @@ def test_gpu_distributed_with_mpirun(fakes):
     assert result.returncode == 0, result.stderr
     line = record.read_text()
     assert line.startswith("mpirun -n 2 ") and f"{env['PYTHON']} {REPO}/train.py --device_target GPU" in line
-    assert "--direction AtoB" in line
+    assert f"--config_path {REPO}/configs/maps.yaml" in line  # the dataset's config: direction AtoB
 
 
 def test_ascend_rank_table_starts_one_process_per_card(fakes, tmp_path):

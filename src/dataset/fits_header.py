@@ -36,14 +36,14 @@ def prediction_header(cfg, input_header=None, target_header=None, input_name=Non
     for key in TARGET_KEYS:
         if target_header is not None and key in target_header:
             header[key] = (target_header[key], target_header.comments[key])
-    if getattr(cfg, "target_unit", None):
+    if cfg.target_unit:
         header["BUNIT"] = cfg.target_unit
     time, origin = prediction_time(cfg, input_header, target_header)
     if time is not None:
         header["DATE-OBS"] = (time.utc.isot, "observation time of the predicted target")
     # HISTORY cards wrap at 72 characters: one short fact per card keeps each readable.
-    history = [f"MindSpore Pix2Pix prediction, model {getattr(cfg, 'model', 'pix2pix')}",
-               f"checkpoint {os.path.basename(str(getattr(cfg, 'ckpt', '-')))}",
+    history = [f"MindSpore Pix2Pix prediction, model {cfg.model}",
+               f"checkpoint {os.path.basename(str(cfg.ckpt or '-'))}",
                f"input {input_name or '-'}", *([f"target keywords from {target_name}"] if target_name else []),
                *(f"{side} scaling: {describe_scaling(side_scaling(cfg, side))}" for side in ("input", "target")),
                origin]
@@ -55,7 +55,7 @@ def prediction_header(cfg, input_header=None, target_header=None, input_name=Non
 def prediction_time(cfg, input_header, target_header):
     """(astropy Time or None, a HISTORY line saying where it came from)."""
     from astropy import units
-    lead = getattr(cfg, "lead_time", None)
+    lead = cfg.lead_time
     input_time = None if input_header is None else observation_time(input_header)
     if lead is not None and input_time is not None:
         return input_time + lead * units.s, f"DATE-OBS: input's + --lead_time {lead:g} s"

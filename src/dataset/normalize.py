@@ -54,16 +54,16 @@ EIGHT_BIT = Scaling(0.0, 255.0)
 def side_scaling(cfg, side):
     """The Scaling of "input" or "target" from the flags (8-bit images keep [0, 255] unless
     limits are given; scientific formats default to pix2pixCC's [-1, 1])."""
-    data_format = getattr(cfg, f"data_format_{side}", "image")
+    data_format = getattr(cfg, f"data_format_{side}")
     default = (0.0, 255.0) if data_format in EIGHT_BIT_FORMATS else (-1.0, 1.0)
-    lower = getattr(cfg, f"saturation_lower_limit_{side}", None)
-    upper = getattr(cfg, f"saturation_upper_limit_{side}", None)
-    logscale = bool(getattr(cfg, f"logscale_{side}", False))
-    fill = getattr(cfg, f"nan_fill_{side}", None)
+    lower = getattr(cfg, f"saturation_lower_limit_{side}")
+    upper = getattr(cfg, f"saturation_upper_limit_{side}")
+    logscale = getattr(cfg, f"logscale_{side}")
+    fill = getattr(cfg, f"nan_fill_{side}")
     if logscale and fill is not None and fill <= 0:
         raise UserError(f"--nan_fill_{side} {fill}: under --logscale_{side} True the fill must be > 0")
     return Scaling(float(default[0] if lower is None else lower), float(default[1] if upper is None else upper),
-                   logscale, bool(getattr(cfg, f"saturation_clip_{side}", False)), fill, side)
+                   logscale, getattr(cfg, f"saturation_clip_{side}"), fill, side)
 
 
 def describe_scaling(scaling):

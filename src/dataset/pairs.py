@@ -19,6 +19,7 @@ from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is
                             write_image)
 from src.dataset.normalize import EIGHT_BIT, missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
+from src.utils.config import settings
 from src.utils.errors import UserError
 from src.utils.report import write_science_figure
 
@@ -35,7 +36,7 @@ INPUT_SEPARATOR = ";"
 
 
 def data_format(cfg, side):
-    return getattr(cfg, f"data_format_{side}", None) or "image"
+    return getattr(cfg, f"data_format_{side}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ class Pair:
 
 
 def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
-    """All pairs under `data_dir`, sorted by name; UserError if there are none."""
+    """All pairs under `data_dir`, sorted by name; UserError if there are none. Without `cfg`,
+    the default data flags (8-bit images, AtoB)."""
+    cfg = settings() if cfg is None else cfg
     if not data_dir:
         raise UserError(f"{flag} is required")
     if not os.path.isdir(data_dir):
@@ -62,7 +65,7 @@ def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
         return read_pairs_csv(os.path.join(data_dir, PAIRS_CSV), flag)
     if os.path.isdir(os.path.join(data_dir, "input")) and os.path.isdir(os.path.join(data_dir, "target")):
         return _folder_pairs(data_dir, flag, cfg)
-    if cfg is not None and not {data_format(cfg, "input"), data_format(cfg, "target")} <= set(EIGHT_BIT_FORMATS):
+    if not {data_format(cfg, "input"), data_format(cfg, "target")} <= set(EIGHT_BIT_FORMATS):
         raise UserError(f"{flag} {data_dir}: {data_format(cfg, 'input')}/{data_format(cfg, 'target')} data "
                         f"need input/ and target/ subfolders or a {PAIRS_CSV}; AB images are 8-bit only")
     names = sorted(name for name in os.listdir(data_dir)
@@ -118,7 +121,7 @@ def _folder_pairs(data_dir, flag, cfg):
     """input/NAME paired with target/NAME by file name without its extension (so that a.fits
     pairs with a.npy when the two sides have different formats); a file without its partner,
     or two files of one name, is an error naming it."""
-    sides = ("input", "target") if getattr(cfg, "direction", "AtoB") == "AtoB" else ("target", "input")
+    sides = ("input", "target") if cfg.direction == "AtoB" else ("target", "input")
     formats = {folder: data_format(cfg, side) for folder, side in zip(("input", "target"), sides)}
     by_stem = {}
     for folder in ("input", "target"):
@@ -143,6 +146,7 @@ def _folder_pairs(data_dir, flag, cfg):
 
 def find_inputs(data_dir, flag="--input_dir", cfg=None):
     """Every input file of a folder, without targets (for translating new data)."""
+    cfg = settings() if cfg is None else cfg
     if not os.path.isdir(data_dir or ""):
         raise UserError(f"{flag} {data_dir}: no such folder")
     names = _files_in(data_dir, data_format(cfg, "input"))
@@ -153,7 +157,7 @@ def find_inputs(data_dir, flag="--input_dir", cfg=None):
 
 def _ordered_files(pair, cfg):
     """(network input files, target files) of a two-file pair, after --direction."""
-    if getattr(cfg, "direction", "AtoB") == "AtoB":
+    if cfg.direction == "AtoB":
         return pair.input_files, (pair.target_path,)
     return (pair.target_path,), pair.input_files
 
@@ -169,7 +173,7 @@ def read_side(paths, cfg, side):
     """One side of a pair in its own units (float32 CHW), read as its format says, from one
     file or several stacked as channels."""
     channels = cfg.input_nc if side == "input" else cfg.output_nc
-    return read_stack(paths, data_format(cfg, side), channels, getattr(cfg, "fits_hdu", "auto"))
+    return read_stack(paths, data_format(cfg, side), channels, cfg.fits_hdu)
 
 
 def load_physical(pair, cfg):
@@ -248,9 +252,9 @@ def write_prediction(pair, prediction, predict_dir, cfg, original_size, output_f
         pixels = physical if data_format(cfg, "target") in EIGHT_BIT_FORMATS else to_physical(restored, EIGHT_BIT)
         write_image(path, np.transpose(np.rint(np.clip(pixels, 0, 255)), (1, 2, 0)).astype(np.uint8))
         return path, restored
-    unit = getattr(cfg, "target_unit", None)
+    unit = cfg.target_unit
     if output_format == "fits":
-        if getattr(cfg, "fits_mean_channels", False):
+        if cfg.fits_mean_channels:
             physical = physical.mean(axis=0, keepdims=True)
         header = prediction_header(pair, cfg)
         unit = header.get("BUNIT")
@@ -285,12 +289,12 @@ def side_header(path, cfg, side):
     """The FITS header of one side's file, or None when it is not FITS (or there is none)."""
     if path is None or data_format(cfg, side) != "fits":
         return None
-    return read_fits_header(path, getattr(cfg, "fits_hdu", "auto"))
+    return read_fits_header(path, cfg.fits_hdu)
 
 
 def side_unit(path, cfg, side):
     """The physical unit of one side: --target_unit for the target, else the file's BUNIT."""
-    if side == "target" and getattr(cfg, "target_unit", None):
+    if side == "target" and cfg.target_unit:
         return cfg.target_unit
     header = side_header(path, cfg, side)
     return None if header is None else header.get("BUNIT")

@@ -49,13 +49,13 @@ class TrainSource:
         # Missing target pixels stay NaN (a resize widens them by its kernel's reach) until the
         # training step, which fills them and leaves them out of the CC loss.
         source, target = load_pair(self.pairs[index], self.cfg, missing_as_nan=True)
-        if getattr(self.cfg, "preprocess", "resize_and_crop") == "crop":
+        if self.cfg.preprocess == "crop":
             source, target = pad_and_rotate(source, target, rng, self.cfg.padding_size, self.cfg.max_rotation_angle)
         else:
             source = resize_chw(source, self.cfg.load_size)
             target = resize_chw(target, self.cfg.load_size)
         source, target = crop_and_flip(source, target, rng, self.cfg.crop_size, not self.cfg.no_flip,
-                                       getattr(self.cfg, "polarity_flip", False))
+                                       self.cfg.polarity_flip)
         noise = rng.random(self.noise_size, dtype=np.float32)
         return source, target, noise
 
@@ -87,7 +87,7 @@ def check_native_sizes(pairs, cfg):
 def train_dataset(pairs, cfg, noise_size, rank_size=1, rank=0, start_step=0):
     """Batched mindspore.dataset yielding (input, target, noise) from `start_step` to the end."""
     import mindspore.dataset as ds
-    if getattr(cfg, "preprocess", "resize_and_crop") == "crop":
+    if cfg.preprocess == "crop":
         check_native_sizes(pairs, cfg)
     source = TrainSource(pairs, cfg, noise_size)
     tickets = train_tickets(len(pairs), cfg, rank_size, rank, start_step, cfg.epoch_num)

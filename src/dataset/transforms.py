@@ -2,6 +2,10 @@
 import numpy as np
 from PIL import Image
 
+from src.dataset.io import EIGHT_BIT_FORMATS
+from src.dataset.normalize import side_scaling
+from src.utils.errors import UserError
+
 
 def resize_chw(array, size):
     """Bicubic resize of every channel of a float32 CHW array to `size` (an int for a square,
@@ -55,3 +59,19 @@ def crop_and_flip(source, target, rng, crop_size, flip, polarity_flip=False):
         if polarity_flip:
             source, target = -source, -target
     return np.ascontiguousarray(source), np.ascontiguousarray(target)
+
+
+def resolve_flip(cfg):
+    """--no_flip's default (flip 8-bit images only: mirroring a physical field is not a neutral
+    augmentation) and --polarity_flip's requirements."""
+    arrays = any(getattr(cfg, f"data_format_{side}") not in EIGHT_BIT_FORMATS for side in ("input", "target"))
+    if cfg.polarity_flip:
+        for side in ("input", "target"):
+            if not side_scaling(cfg, side).signed:
+                raise UserError(f"--polarity_flip True needs a signed {side}: linear, with "
+                                f"--saturation_lower_limit_{side} = -(--saturation_upper_limit_{side})")
+        if cfg.no_flip is False:
+            raise UserError("--polarity_flip True mirrors with sign reversal; --no_flip False would "
+                            "also mirror without it: drop --no_flip")
+    if cfg.no_flip is None:
+        cfg.no_flip = arrays or cfg.polarity_flip

@@ -12,18 +12,18 @@ class NLayerDiscriminator(nn.Cell):
     image, so D judges the pair (30x30 logits at 256x256).
     """
 
-    def __init__(self, in_channels, ndf=64, n_layers=3, norm="batch", pad_mode="CONSTANT"):
+    def __init__(self, in_channels, ndf=64, n_layers=3, norm="batch", padding_type="zero"):
         super().__init__()
         bias = uses_bias(norm)
-        layers = [down_conv(in_channels, ndf, pad_mode, has_bias=True), LeakyReLU(0.2)]
+        layers = [down_conv(in_channels, ndf, padding_type, has_bias=True), LeakyReLU(0.2)]
         width = ndf
         for n in range(1, n_layers + 1):
             next_width = ndf * min(2 ** n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [down_conv(width, next_width, pad_mode, has_bias=bias, stride=stride),
+            layers += [down_conv(width, next_width, padding_type, has_bias=bias, stride=stride),
                        norm_layer(norm, next_width), LeakyReLU(0.2)]
             width = next_width
-        layers.append(down_conv(width, 1, pad_mode, has_bias=True, stride=1))
+        layers.append(down_conv(width, 1, padding_type, has_bias=True, stride=1))
         self.model = nn.SequentialCell(layers)
 
     def construct(self, condition, image):
@@ -50,9 +50,9 @@ class FeaturePatchDiscriminator(nn.Cell):
     """pix2pixCC's PatchDiscriminator: five blocks, returning every block's output (features for
     the feature-matching loss; the last one is the 1-channel LSGAN map). Instance norm, as there."""
 
-    def __init__(self, in_channels, n_df=64):
+    def __init__(self, in_channels, ndf=64):
         super().__init__()
-        widths = [in_channels, n_df, n_df * 2, n_df * 4, n_df * 8]
+        widths = [in_channels, ndf, ndf * 2, ndf * 4, ndf * 8]
         blocks = []
         for index in range(4):
             layers = [nn.Conv2d(widths[index], widths[index + 1], 4, stride=2 if index < 3 else 1,
@@ -61,7 +61,7 @@ class FeaturePatchDiscriminator(nn.Cell):
                 layers.append(InstanceNorm2d())
             layers.append(LeakyReLU(0.2))
             blocks.append(nn.SequentialCell(layers))
-        blocks.append(nn.Conv2d(n_df * 8, 1, 4, stride=1, pad_mode="pad", padding=1, has_bias=True))
+        blocks.append(nn.Conv2d(ndf * 8, 1, 4, stride=1, pad_mode="pad", padding=1, has_bias=True))
         self.blocks = nn.CellList(blocks)
 
     def construct(self, x):
@@ -76,11 +76,11 @@ class MultiScaleDiscriminator(nn.Cell):
     """`n_D` feature PatchGANs, the k-th on the pair average-pooled k times (3x3, stride 2, as
     pix2pixHD/pix2pixCC). Returns one tuple of features per scale."""
 
-    def __init__(self, input_nc, output_nc, n_df=64, n_D=1, ch_balance=1.0):
+    def __init__(self, input_nc, output_nc, ndf=64, n_D=1, ch_balance=1.0):
         super().__init__()
         self.repeats = balanced_channel_repeats(input_nc, output_nc, ch_balance)
         in_channels = input_nc * self.repeats[0] + output_nc * self.repeats[1]
-        self.scales = nn.CellList([FeaturePatchDiscriminator(in_channels, n_df) for _ in range(n_D)])
+        self.scales = nn.CellList([FeaturePatchDiscriminator(in_channels, ndf) for _ in range(n_D)])
         self.pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=False)
 
     def construct(self, condition, image):

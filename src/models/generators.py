@@ -35,13 +35,13 @@ class UnetDown(nn.Cell):
     """[LeakyReLU 0.2] -> 4x4 conv stride 2 -> [norm]: the activation of the block before it
     is applied here so that the skip connection carries the un-activated features."""
 
-    def __init__(self, in_channels, out_channels, norm, pad_mode, outermost, innermost):
+    def __init__(self, in_channels, out_channels, norm, padding_type, outermost, innermost):
         super().__init__()
         with_norm = not (outermost or innermost)
         layers = [] if outermost else [LeakyReLU(0.2)]
         # No bias under batch norm even on the outermost and innermost blocks, which have no norm
         # layer: the reference's encoder convolutions all follow its use_bias rule.
-        layers.append(down_conv(in_channels, out_channels, pad_mode, has_bias=uses_bias(norm)))
+        layers.append(down_conv(in_channels, out_channels, padding_type, has_bias=uses_bias(norm)))
         if with_norm:
             layers.append(norm_layer(norm, out_channels))
         self.block = nn.SequentialCell(layers)
@@ -54,10 +54,10 @@ class UnetUp(nn.Cell):
     """ReLU -> 4x4 transposed conv stride 2 (or, with upsample "resize", ResizeConv) -> norm, or
     -> tanh on the outermost block."""
 
-    def __init__(self, in_channels, out_channels, norm, outermost, upsample="transpose", pad_mode="CONSTANT"):
+    def __init__(self, in_channels, out_channels, norm, outermost, upsample="transpose", padding_type="zero"):
         super().__init__()
         has_bias = outermost or uses_bias(norm)
-        up = (ResizeConv(in_channels, out_channels, has_bias, pad_mode) if upsample == "resize"
+        up = (ResizeConv(in_channels, out_channels, has_bias, padding_type) if upsample == "resize"
               else up_conv(in_channels, out_channels, has_bias=has_bias))
         layers = [nn.ReLU(), up]
         layers.append(nn.Tanh() if outermost else norm_layer(norm, out_channels))
@@ -74,7 +74,7 @@ class UnetGenerator(nn.Cell):
     levels between the fourth and the innermost carry dropout while training (three at 256 px).
     """
 
-    def __init__(self, input_nc, output_nc, ngf, num_downs, norm="batch", pad_mode="CONSTANT",
+    def __init__(self, input_nc, output_nc, ngf, num_downs, norm="batch", padding_type="zero",
                  use_dropout=True, dropout_rate=0.5, train_size=256, upsample="transpose"):
         super().__init__()
         widths = [ngf, ngf * 2, ngf * 4] + [ngf * 8] * (num_downs - 3)
@@ -83,10 +83,10 @@ class UnetGenerator(nn.Cell):
         for level in range(num_downs):
             outermost, innermost = level == 0, level == num_downs - 1
             outer = widths[level - 1] if level else None
-            downs.append(UnetDown(input_nc if outermost else outer, widths[level], norm, pad_mode,
+            downs.append(UnetDown(input_nc if outermost else outer, widths[level], norm, padding_type,
                                   outermost, innermost))
             up_in = widths[level] if innermost else widths[level] * 2
-            ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost, upsample, pad_mode))
+            ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost, upsample, padding_type))
         self.downs = nn.CellList(downs)
         self.ups = nn.CellList(ups)
         self.dropout_rate = dropout_rate
@@ -163,12 +163,12 @@ class ResidualGenerator(nn.Cell):
 
     dropout_noise_size = 0
 
-    def __init__(self, input_nc, output_nc, n_gf=64, n_downsample=4, n_residual=9, trans_conv=True,
+    def __init__(self, input_nc, output_nc, ngf=64, n_downsample=4, n_residual=9, trans_conv=True,
                  norm="instance", padding_type="replication", output_activation="linear"):
         super().__init__()
-        layers = [Pad2d(3, padding_type), nn.Conv2d(input_nc, n_gf, 7, pad_mode="valid", has_bias=True),
-                  norm_layer(norm, n_gf), Mish()]
-        width = n_gf
+        layers = [Pad2d(3, padding_type), nn.Conv2d(input_nc, ngf, 7, pad_mode="valid", has_bias=True),
+                  norm_layer(norm, ngf), Mish()]
+        width = ngf
         for _ in range(n_downsample):
             layers += [nn.Conv2d(width, width * 2, 5, stride=2, pad_mode="pad", padding=2, has_bias=True),
                        norm_layer(norm, width * 2), Mish()]

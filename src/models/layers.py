@@ -35,15 +35,16 @@ def uses_bias(norm):
     return norm != "batch"
 
 
-def down_conv(in_channels, out_channels, pad_mode, has_bias, stride=2):
-    """4x4 convolution, padding 1 (zeros or reflection): halves the size at stride 2."""
-    if pad_mode == "REFLECT":
-        return nn.SequentialCell([
-            nn.Pad(((0, 0), (0, 0), (1, 1), (1, 1)), mode="REFLECT"),
-            nn.Conv2d(in_channels, out_channels, 4, stride=stride, pad_mode="valid", has_bias=has_bias),
-        ])
-    return nn.Conv2d(in_channels, out_channels, 4, stride=stride, pad_mode="pad", padding=1,
-                     has_bias=has_bias)
+def down_conv(in_channels, out_channels, padding_type, has_bias, stride=2):
+    """4x4 convolution with 1 pixel of padding (zero, reflection or replication): halves the size
+    at stride 2."""
+    if padding_type == "zero":
+        return nn.Conv2d(in_channels, out_channels, 4, stride=stride, pad_mode="pad", padding=1,
+                         has_bias=has_bias)
+    return nn.SequentialCell([
+        Pad2d(1, padding_type),
+        nn.Conv2d(in_channels, out_channels, 4, stride=stride, pad_mode="valid", has_bias=has_bias),
+    ])
 
 
 def up_conv(in_channels, out_channels, has_bias):
@@ -53,13 +54,13 @@ def up_conv(in_channels, out_channels, has_bias):
 
 
 class ResizeConv(nn.Cell):
-    """Nearest-neighbour x2, then a 3x3 convolution (padding 1, zeros or reflection): the
+    """Nearest-neighbour x2, then a 3x3 convolution (padding 1 of `padding_type`): the
     resize-convolution of Odena et al. 2016 ("Deconvolution and Checkerboard Artifacts"), which
     doubles the size like up_conv without its uneven kernel overlap."""
 
-    def __init__(self, in_channels, out_channels, has_bias, pad_mode="CONSTANT"):
+    def __init__(self, in_channels, out_channels, has_bias, padding_type="zero"):
         super().__init__()
-        self.pad = Pad2d(1, "reflection" if pad_mode == "REFLECT" else "zero")
+        self.pad = Pad2d(1, padding_type)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, pad_mode="valid", has_bias=has_bias)
 
     def construct(self, x):

@@ -20,43 +20,6 @@ from mindspore.communication import get_group_size
 from mindspore.context import ParallelMode
 from mindspore.nn.wrap.grad_reducer import DistributedGradReducer
 
-from src.models.losses import GANLoss, MultiScaleCC, feature_matching_loss, l1_loss
-
-
-class DiscriminatorLoss(nn.Cell):
-    """LAMBDA_Dis * (GAN(D(x, y), real) + GAN(D(x, fake), fake)); aux: the two terms."""
-
-    def __init__(self, netD, gan_mode, lambda_dis):
-        super().__init__(auto_prefix=False)
-        self.netD = netD
-        self.gan_loss = GANLoss(gan_mode)
-        self.lambda_dis = lambda_dis
-
-    def construct(self, x, y, fake):
-        loss_real = self.gan_loss(ops.cast(self.netD(x, y), mstype.float32), True)
-        loss_fake = self.gan_loss(ops.cast(self.netD(x, fake), mstype.float32), False)
-        return self.lambda_dis * (loss_real + loss_fake), (loss_real, loss_fake)
-
-
-class GeneratorLoss(nn.Cell):
-    """LAMBDA_GAN * GAN(D(x, fake), real) + LAMBDA_L1 * |fake - y|; aux: the two terms.
-
-    A function of the generated image, so the step can differentiate it with respect to `fake`.
-    """
-
-    def __init__(self, netD, gan_mode, lambda_gan, lambda_l1):
-        super().__init__(auto_prefix=False)
-        self.netD = netD
-        self.gan_loss = GANLoss(gan_mode)
-        self.lambda_gan = lambda_gan
-        self.lambda_l1 = lambda_l1
-
-    def construct(self, x, y, fake, valid=None):
-        fake = ops.cast(fake, mstype.float32)
-        loss_gan = self.gan_loss(ops.cast(self.netD(x, fake), mstype.float32), True)
-        loss_l1 = l1_loss(fake, y)
-        return self.lambda_gan * loss_gan + self.lambda_l1 * loss_l1, (loss_gan, loss_l1)
-
 
 class DynamicLossScale(nn.Cell):
     """Loss scale kept in Parameters, so it is checkpointed and restored on resume."""
@@ -199,57 +162,6 @@ class GANTrainOneStep(nn.Cell):
         if finite:
             loss = ops.depend(loss, optimizer(grads))
         return loss, finite
-
-
-def _lsgan(prediction, real):
-    return ops.mean(ops.square(prediction - (1.0 if real else 0.0)))
-
-
-class Pix2PixCCDiscriminatorLoss(nn.Cell):
-    """sum over scales of 0.5 * (LSGAN(D(x, y), 1) + LSGAN(D(x, fake), 0)); aux: the two sums."""
-
-    def __init__(self, netD):
-        super().__init__(auto_prefix=False)
-        self.netD = netD
-
-    def construct(self, x, y, fake):
-        real_features = self.netD(x, y)
-        fake_features = self.netD(x, fake)
-        loss_real, loss_fake = 0.0, 0.0
-        for real_scale, fake_scale in zip(real_features, fake_features):
-            loss_real = loss_real + 0.5 * _lsgan(real_scale[-1], True)
-            loss_fake = loss_fake + 0.5 * _lsgan(fake_scale[-1], False)
-        return loss_real + loss_fake, (loss_real, loss_fake)
-
-
-class Pix2PixCCGeneratorLoss(nn.Cell):
-    """lambda_LSGAN * sum_s 0.5 LSGAN(D_s(x, fake), 1) + lambda_FM * FM + lambda_CC * mean_k (1 - CC_k).
-
-    aux: (LSGAN term, FM term, CC loss) before weighting; the CC loss is the mean over the n_CC
-    scales of 1 - CC (concordance by default, as pix2pixCC's --ccc), over the target's `valid`
-    pixels only (missing ones would otherwise correlate fill with fill)."""
-
-    def __init__(self, netD, lambda_lsgan, lambda_fm, lambda_cc, n_cc, concordance, eps=1e-8):
-        super().__init__(auto_prefix=False)
-        self.netD = netD
-        self.cc = MultiScaleCC(n_cc, eps, concordance)
-        self.lambda_lsgan, self.lambda_fm, self.lambda_cc = lambda_lsgan, lambda_fm, lambda_cc
-
-    def construct(self, x, y, fake, valid=None):
-        fake = ops.cast(fake, mstype.float32)
-        fake_features = self.netD(x, fake)
-        real_features = self.netD(x, y)
-        loss_gan = 0.0
-        for fake_scale in fake_features:
-            loss_gan = loss_gan + 0.5 * _lsgan(fake_scale[-1], True)
-        loss_fm = feature_matching_loss(fake_features, real_features)
-        values = self.cc(y, fake, valid)
-        loss_cc = 0.0
-        for value in values:
-            loss_cc = loss_cc + (1.0 - value)
-        loss_cc = loss_cc / len(values)
-        total = self.lambda_lsgan * loss_gan + self.lambda_fm * loss_fm + self.lambda_cc * loss_cc
-        return total, (loss_gan, loss_fm, loss_cc)
 
 
 def running_statistics(*cells):

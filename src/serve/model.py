@@ -116,7 +116,7 @@ class ServedModel:
         side_format = side_format or self.side_format(side)
         channels = (cfg.input_nc if side == "input" else cfg.output_nc) if side_format in EIGHT_BIT_FORMATS else None
         with saved_upload(name, content) as (folder, path):
-            values = to_model(read_array(path, side_format, channels, getattr(cfg, "fits_hdu", "auto")),
+            values = to_model(read_array(path, side_format, channels, cfg.fits_hdu),
                               side_scaling(cfg, side))
             if values.shape[0] not in (1, 3):
                 values = values.mean(axis=0, keepdims=True)
@@ -157,8 +157,6 @@ def serialised(run):
 
 def load_served_model(cfg):
     """The ServedModel of --mindir or --ckpt; what cannot be served is a one-line UserError."""
-    if getattr(cfg, "run_distribute", False):
-        raise UserError("--run_distribute True is for training; a server runs on one device (use --workers)")
     if cfg.mindir:
         graph, card = load_mindir(cfg.mindir)
         batch_size = card["input_shape"][0]

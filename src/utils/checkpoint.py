@@ -5,7 +5,8 @@ differently configured network names the difference instead of failing on a tens
 generator checkpoint also records every training flag inference needs (`config`, JSON: model,
 channels, direction, formats, normalisation, FITS settings), so that eval and export need no
 flags but the checkpoint. Each training run writes its whole resolved configuration to
-`config.json` beside the checkpoints.
+`config.yaml` beside the checkpoints (src/utils/config.py). Records written with older flag names
+(n_gf, pad_mode, LAMBDA_L1, ...) are read in the current vocabulary.
 The resume state (`train_state.ckpt`: both networks, both optimisers, loss scale) is committed
 by writing `resume.json` last: a run killed mid-write resumes from the previous state.
 """
@@ -14,6 +15,7 @@ import os
 
 import mindspore as ms
 
+from src.utils.config import migrate
 from src.utils.errors import UserError
 
 RESUME_FILE = "resume.json"
@@ -45,21 +47,12 @@ def atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-RUN_CONFIG_FILE = "config.json"
-
-
 def save_network(network, path, arch, config=None):
     """Save with the architecture record and, for a generator, the training flags inference needs."""
     extra = {"arch": json.dumps(arch, sort_keys=True)}
     if config is not None:
         extra["config"] = json.dumps(config, sort_keys=True)
     atomic_save(network, path, extra)
-
-
-def save_run_config(ckpt_dir, cfg):
-    """`<ckpt_dir>/config.json`: every flag of this run after defaults and derived values."""
-    values = {name: value for name, value in sorted(vars(cfg).items()) if name != "given_flags"}
-    atomic_write_text(os.path.join(ckpt_dir, RUN_CONFIG_FILE), json.dumps(values, indent=1) + "\n")
 
 
 def read_recorded_config(path, what="--ckpt"):
@@ -92,6 +85,7 @@ def read_checkpoint(path, what="--ckpt"):
 
 
 def _arch_mismatch(saved, expected):
+    saved = migrate(saved)
     return [f"{key}={saved[key]} (this run: {expected[key]})"
             for key in sorted(expected) if key in saved and saved[key] != expected[key]]
 

@@ -5,7 +5,10 @@ shows, so `--help` lists only what that command uses. Flag names follow the Mind
 zoo's pix2pix where it has one (device_target, LAMBDA_L1, train_data_dir, ...).
 """
 import argparse
+import functools
+import os
 import re
+import sys
 
 from src.utils.errors import UserError
 
@@ -70,82 +73,76 @@ def _add_device(parser):
                        help="backend to run on (default: %(default)s)")
     group.add_argument("--device_id", type=non_negative_int, default=0,
                        help="device index on a single-card run; launchers set it per rank (default: %(default)s)")
-    group.add_argument("--run_distribute", type=str2bool, default=False,
-                       help="True: data-parallel over all ranks started by msrun/mpirun; "
-                            "gradients are averaged across ranks (default: %(default)s)")
+
+
+def _add_distribute(parser):
+    parser.add_argument_group("data parallel").add_argument(
+        "--run_distribute", type=str2bool, default=False,
+        help="True: data-parallel over all ranks started by msrun/mpirun; "
+             "gradients are averaged across ranks (default: %(default)s)")
 
 
 def _add_model(parser):
-    group = parser.add_argument_group("model (the generator's flags are recorded in its checkpoint: eval and export take them from there)")
-    group.add_argument("--model", default="pix2pix", choices=["pix2pix", "pix2pixcc"],
-                       help="pix2pix: U-Net + PatchGAN, GAN + L1; pix2pixcc: residual generator + "
-                            "multi-scale feature PatchGANs, LSGAN + feature matching + correlation "
-                            "coefficients (see the pix2pixCC flags) (default: %(default)s)")
+    group = parser.add_argument_group(
+        "model", "A generator checkpoint records these: eval and export need them only for a checkpoint "
+                 "written before checkpoints did.")
+    models = _models()
+    group.add_argument("--model", default="pix2pix", choices=list(models),
+                       help="; ".join(f"{name}: {model.summary}" for name, model in models.items())
+                            + " (default: %(default)s)")
     group.add_argument("--input_nc", type=positive_int, default=3,
                        help="channels of the input image (3 RGB, 1 grey) (default: %(default)s)")
     group.add_argument("--output_nc", type=positive_int, default=3,
                        help="channels of the output image (default: %(default)s)")
-    group.add_argument("--ngf", type=positive_int, default=64,
+    group.add_argument("--ngf", "--n_gf", type=positive_int, default=64,
                        help="generator filters in the first layer (default: %(default)s)")
-    group.add_argument("--ndf", type=positive_int, default=64,
-                       help="discriminator filters in the first layer (default: %(default)s)")
-    group.add_argument("--n_layers_D", type=positive_int, default=3,
-                       help="stride-2 layers of the PatchGAN; 3 gives the 70x70 receptive field "
-                            "(default: %(default)s)")
     group.add_argument("--norm", default=None, choices=["batch", "instance"],
                        help="normalisation layer of the generator (and of pix2pix's discriminator); "
-                            "default: batch for pix2pix, instance for pix2pixcc")
-    group.add_argument("--pad_mode", default="CONSTANT", choices=["CONSTANT", "REFLECT"],
-                       help="padding of the 4x4 stride-2 convolutions (default: %(default)s)")
-    group.add_argument("--upsample", default="transpose", choices=["transpose", "resize"],
-                       help="U-Net decoder upsampling: transpose: 4x4 transposed convolution (the "
-                            "reference); resize: nearest x2 then 3x3 convolution, against "
-                            "checkerboard artefacts (default: %(default)s)")
-    group.add_argument("--dropout", type=str2bool, default=True,
-                       help="dropout 0.5 in the U-Net's innermost 512-channel decoder blocks while "
-                            "training (default: %(default)s)")
+                            "default: " + _per_model("norm"))
+    group.add_argument("--padding_type", "--pad_mode", type=padding_name, default=None,
+                       choices=list(PADDING_TYPES),
+                       help="padding of the convolutions (--pad_mode CONSTANT/REFLECT, the zoo's names, "
+                            "mean zero/reflection); default: " + _per_model("padding_type"))
     group.add_argument("--crop_size", type=positive_int, default=256,
                        help="square size the networks are trained on; a multiple of 32. The U-Net's "
                             "depth follows it: 8 downsamplings at 256, 7 at 128, 6 at 64, 5 at 32 "
                             "(default: %(default)s)")
+    for model in models.values():
+        model.add_generator_flags(parser.add_argument_group(f"{model.name} generator (--model {model.name})"))
 
 
-def _add_pix2pixcc(parser):
-    group = parser.add_argument_group(
-        "pix2pixCC networks and objective (used with --model pix2pixcc; names as in pix2pixCC)")
-    group.add_argument("--n_gf", type=positive_int, default=64,
-                       help="generator channels after the 7x7 stem (default: %(default)s)")
-    group.add_argument("--n_downsample", type=positive_int, default=4,
-                       help="stride-2 convolutions (and upsamplings) of the generator; the crop size "
-                            "must be a multiple of 2**n_downsample (default: %(default)s)")
-    group.add_argument("--n_residual", type=non_negative_int, default=9,
-                       help="residual blocks at the lowest resolution (default: %(default)s)")
-    group.add_argument("--trans_conv", type=str2bool, default=True,
-                       help="True: transposed convolutions upsample; False: bilinear x2 + 3x3 conv "
-                            "(default: %(default)s)")
-    group.add_argument("--padding_type", default="replication",
-                       choices=["reflection", "replication", "zero"],
-                       help="padding of the generator's convolutions (default: %(default)s)")
-    group.add_argument("--output_activation", default="linear", choices=["linear", "tanh"],
-                       help="linear lets normalised physical values leave [-1, 1] (default: %(default)s)")
-    group.add_argument("--n_D", type=positive_int, default=1,
-                       help="discriminators at successively halved scales (default: %(default)s)")
-    group.add_argument("--n_df", type=positive_int, default=64,
-                       help="channels of each discriminator's first layer (default: %(default)s)")
-    group.add_argument("--ch_balance", type=float, default=1.0,
-                       help="stack copies of the side with fewer channels so input and image weigh "
-                            "alike in D; 0 turns it off (default: %(default)s)")
-    group.add_argument("--lambda_LSGAN", type=float, default=2.0,
-                       help="weight of the generator's LSGAN loss (default: %(default)s)")
-    group.add_argument("--lambda_FM", type=float, default=10.0,
-                       help="weight of the feature-matching loss (default: %(default)s)")
-    group.add_argument("--lambda_CC", type=float, default=5.0,
-                       help="weight of the correlation-coefficient loss (default: %(default)s)")
-    group.add_argument("--n_CC", type=positive_int, default=4,
-                       help="scales at which the correlation coefficient is computed (default: %(default)s)")
-    group.add_argument("--ccc", type=str2bool, default=True,
-                       help="True: Lin's concordance correlation coefficient; False: Pearson's "
-                            "(default: %(default)s)")
+def _add_training_model(parser):
+    group = parser.add_argument_group("discriminator and objective")
+    group.add_argument("--ndf", "--n_df", type=positive_int, default=64,
+                       help="discriminator filters in the first layer (default: %(default)s)")
+    group.add_argument("--lambda_GAN", "--LAMBDA_GAN", "--lambda_LSGAN", type=float, default=None,
+                       help="weight of G's adversarial loss; default: " + _per_model("lambda_GAN"))
+    for model in _models().values():
+        model.add_training_flags(parser.add_argument_group(
+            f"{model.name} discriminator and objective (--model {model.name})"))
+
+
+def _add_metrics(parser):
+    for model in _models().values():
+        model.add_metric_flags(parser.add_argument_group(f"{model.name} metrics (--model {model.name})"))
+
+
+def _models():
+    from src.models.registry import models  # the model modules register their own flags
+    return models()
+
+
+def _per_model(flag):
+    return ", ".join(f"{model.defaults[flag]} for {name}" for name, model in _models().items())
+
+
+PADDING_TYPES = ("zero", "reflection", "replication")
+# The model zoo's --pad_mode values, in this project's (pix2pixCC's) vocabulary.
+PAD_MODE_VALUES = {"CONSTANT": "zero", "REFLECT": "reflection"}
+
+
+def padding_name(value):
+    return PAD_MODE_VALUES.get(value.upper(), value) if isinstance(value, str) else value
 
 
 def _add_init(parser):
@@ -182,8 +179,8 @@ def duration(value):
 
 def _add_data_format(parser):
     group = parser.add_argument_group(
-        "data formats and normalisation (names as in pix2pixCC; _input is the network's input, "
-        "_target its target and output)")
+        "data formats and normalisation", "Names as in pix2pixCC; _input is the network's input, _target "
+                                          "its target and output. Checkpoints record them.")
     for side in ("input", "target"):
         group.add_argument(f"--data_format_{side}", default="image",
                            choices=["image", "png", "jpg", "tif", "npy", "fits"],
@@ -217,12 +214,6 @@ def _add_data_format(parser):
     group.add_argument("--fits_mean_channels", type=str2bool, default=False,
                        help="True: a multi-channel prediction is written to FITS as the mean of its "
                             "channels (one image), as the solar pipeline does (default: %(default)s)")
-    group.add_argument("--polarity_flip", type=str2bool, default=False,
-                       help="training only: for half the samples, mirror input and target left-right "
-                            "and multiply both by -1 (the solar pipeline's augmentation for "
-                            "line-of-sight magnetograms: mirroring alone breaks Hale's polarity rule); "
-                            "needs symmetric linear limits on both sides and no plain flip "
-                            "(default: %(default)s)")
 
 
 def _add_data(parser):
@@ -246,6 +237,12 @@ def _add_data(parser):
                        help="True: no random horizontal flip; default: flip 8-bit images, not "
                             "tif/npy/fits arrays, whose mirror is unphysical (a magnetogram's "
                             "polarity rule, solar rotation in a t -> t+dt pair); False flips them too")
+    group.add_argument("--polarity_flip", type=str2bool, default=False,
+                       help="for half the samples, mirror input and target left-right "
+                            "and multiply both by -1 (the solar pipeline's augmentation for "
+                            "line-of-sight magnetograms: mirroring alone breaks Hale's polarity rule); "
+                            "needs symmetric linear limits on both sides and no plain flip "
+                            "(default: %(default)s)")
     group.add_argument("--batch_size", type=positive_int, default=1,
                        help="images per step on each device (default: %(default)s)")
     group.add_argument("--num_parallel_workers", type=positive_int, default=2,
@@ -268,15 +265,6 @@ def _add_val_data(parser, required):
 
 def _add_optim(parser):
     group = parser.add_argument_group("objective and optimiser")
-    group.add_argument("--gan_mode", default="vanilla", choices=["vanilla", "lsgan"],
-                       help="vanilla: sigmoid cross-entropy on logits; lsgan: least squares "
-                            "(default: %(default)s)")
-    group.add_argument("--LAMBDA_GAN", type=float, default=1.0,
-                       help="weight of G's adversarial loss (default: %(default)s)")
-    group.add_argument("--LAMBDA_L1", type=float, default=100.0,
-                       help="weight of G's L1 loss (default: %(default)s)")
-    group.add_argument("--LAMBDA_Dis", type=float, default=0.5,
-                       help="weight of D's loss, real + fake (default: %(default)s)")
     group.add_argument("--lr", type=positive_float, default=0.0002,
                        help="initial Adam learning rate of G and D (default: %(default)s)")
     group.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default: %(default)s)")
@@ -507,11 +495,12 @@ def _add_serve(parser):
 
 
 ENTRY_GROUPS = {
-    "train": (_add_device, _add_model, _add_pix2pixcc, _add_init, _add_data, _add_data_format, _add_train_data,
-              lambda p: _add_val_data(p, required=False), _add_validation, _add_inference, _add_optim,
+    "train": (_add_device, _add_distribute, _add_model, _add_training_model, _add_metrics, _add_init, _add_data,
+              _add_data_format, _add_train_data, lambda p: _add_val_data(p, required=False), _add_validation, _add_inference,
+              _add_optim,
               _add_train_output),
-    "eval": (_add_device, _add_model, _add_pix2pixcc, _add_eval, _add_data_format, _add_inference),
-    "export": (_add_device, _add_model, _add_pix2pixcc, _add_export, _add_data_format),
+    "eval": (_add_device, _add_model, _add_metrics, _add_eval, _add_data_format, _add_inference),
+    "export": (_add_device, _add_model, _add_metrics, _add_export, _add_data_format),
     "predict": (_add_device, _add_predict, _add_inference),
     "serve": (_add_device, _add_serve, _add_inference),
     "preprocess": (_add_preprocess, _add_inference),
@@ -543,40 +532,186 @@ DESCRIPTIONS = {
                    "the inputs and, where targets exist, eval.py's metrics and report.",
 }
 
+# The entry points whose flags describe a model and its data, in the order their defaults are
+# taken for settings built outside a command line (a model card, a test).
+SETTINGS_ENTRIES = ("train", "eval", "export", "predict")
+CONFIG_FILE = "config.yaml"
+
 
 def build_parser(entry):
     parser = argparse.ArgumentParser(prog=f"{entry}.py", description=DESCRIPTIONS[entry])
+    parser.add_argument("--config_path", default=None,
+                        help="YAML file of flag values (keys: flag names without --, as in configs/ or "
+                             f"the {CONFIG_FILE} a run writes); flags given on the command line override "
+                             "it; keys of flags this command does not take are ignored")
     for add_group in ENTRY_GROUPS[entry]:
         add_group(parser)
     return parser
 
 
 def parse_args(entry, argv=None):
-    """Parse and check the flags of one entry point; mistakes raise UserError. `cfg.given_flags`
-    holds the flags the command line set (as opposed to defaults)."""
-    cfg = build_parser(entry).parse_args(argv)
+    """Parse and check the flags of one entry point; mistakes raise UserError. The result holds
+    every flag of `settings()` (defaults where this entry has no such flag), `cfg.entry`, and
+    `cfg.given_flags`: the flags the command line or the --config_path file set."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(entry)
+    from_file = _config_file_values(parser, _config_path(argv))
+    parsed, extra = parser.parse_known_args(argv)
+    if extra:
+        _ignore_training_flags(parser, entry, extra)
+    cfg = argparse.Namespace(**{**_defaults(), **vars(parsed)})
     cfg.entry = entry
-    cfg.given_flags = given_flags(entry, argv)
+    cfg.given_flags = _given_flags(entry, argv) | frozenset(from_file)
     validate(cfg)
     return cfg
 
 
-def given_flags(entry, argv=None):
-    """The destinations the command line sets explicitly: parsed again with no defaults."""
-    parser = build_parser(entry)
+def _ignore_training_flags(parser, entry, extra):
+    """Commands written for an older flag layer pass training flags to eval.py or export.py:
+    those are ignored with a note; anything else is argparse's usage error."""
+    training = _lenient(build_parser("train"))
+    known, rest = training.parse_known_args(extra)
+    if rest or entry == "train":
+        parser.error("unrecognized arguments: " + " ".join(rest or extra))
+    print(f"note: {entry}.py does not use " + ", ".join(f"--{name}" for name in sorted(vars(known)))
+          + " (training flags); ignored", file=sys.stderr)
+
+
+def _lenient(parser):
+    """`parser` with no defaults and nothing required: parsing it tells what was given."""
     for action in parser._actions:  # argparse keeps no public list of actions
         action.default = argparse.SUPPRESS
-    return frozenset(vars(parser.parse_args(argv)))
+        action.required = False
+    return parser
+
+
+def settings(**values):
+    """A config holding every model, data and run flag at its default, updated with `values`
+    (names of old vocabularies are accepted), checked like a command line."""
+    cfg = argparse.Namespace(**{**_defaults(), **migrate(values)}, entry=None, given_flags=frozenset())
+    validate(cfg)
+    return cfg
+
+
+@functools.lru_cache(maxsize=None)
+def _defaults_cached():
+    defaults = {}
+    for entry in SETTINGS_ENTRIES:
+        for action in _actions(build_parser(entry)):
+            defaults.setdefault(action.dest, None if action.required else action.default)
+    return defaults
+
+
+def _defaults():
+    return dict(_defaults_cached())
+
+
+def _actions(parser):
+    return [action for action in parser._actions  # argparse keeps no public list of actions
+            if action.option_strings and action.dest not in ("help", "config_path")]
+
+
+@functools.lru_cache(maxsize=None)
+def _aliases():
+    """{old flag name: current name} for every alias of every entry point (e.g. n_gf: ngf)."""
+    names = {}
+    for entry in ENTRY_GROUPS:
+        for action in _actions(build_parser(entry)):
+            for option in action.option_strings[1:]:
+                names[option.lstrip("-")] = action.dest
+    return names
+
+
+def migrate(values):
+    """`values` (recorded flags, a model card's, a config file's) in the current vocabulary: old
+    names become their current ones and --pad_mode's CONSTANT/REFLECT their padding names."""
+    renamed = {_aliases().get(name, name): value for name, value in values.items()}
+    if "padding_type" in renamed:
+        renamed["padding_type"] = padding_name(renamed["padding_type"])
+    return renamed
+
+
+def _config_path(argv):
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config_path", default=None)
+    return pre.parse_known_args(argv)[0].config_path
+
+
+def _config_file_values(parser, path):
+    """Read `path` (YAML) and make its values the parser's defaults. Returns the names it set."""
+    if path is None:
+        return {}
+    import yaml
+    if not os.path.isfile(path):
+        raise UserError(f"--config_path {path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"--config_path {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config_path {path}: expected flag: value lines, got {type(values).__name__}")
+    values = migrate(values)
+    known = set(_all_flag_names())
+    unknown = sorted(name for name in values if name not in known)
+    if unknown:
+        raise UserError(f"--config_path {path}: unknown flag {unknown[0]!r} (no command takes --{unknown[0]})")
+    own = {action.dest: action for action in _actions(parser)}
+    taken = {name: _checked_value(own[name], value, path) for name, value in values.items() if name in own}
+    for name in taken:
+        own[name].required = False
+    for group in parser._mutually_exclusive_groups:  # e.g. serve.py's --mindir | --ckpt
+        if any(action.dest in taken for action in group._group_actions):
+            group.required = False
+    parser.set_defaults(**taken)
+    return taken
+
+
+def _checked_value(action, value, path):
+    """A config file's value through the flag's own type and choices (so the file is checked
+    like a command line)."""
+    name = action.dest
+    try:
+        if value is not None and action.type is not None and not isinstance(value, bool):
+            value = action.type(str(value))
+        elif value is not None and action.type is not None:
+            value = action.type(value)
+    except (argparse.ArgumentTypeError, ValueError) as err:
+        raise UserError(f"--config_path {path}: {name}: {err}") from None
+    if action.choices is not None and value is not None and value not in action.choices:
+        raise UserError(f"--config_path {path}: {name}: {value!r} is not one of "
+                        + ", ".join(map(str, action.choices)))
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _all_flag_names():
+    return frozenset(action.dest for entry in ENTRY_GROUPS for action in _actions(build_parser(entry)))
+
+
+def _given_flags(entry, argv):
+    """The destinations the command line sets explicitly: parsed again with no defaults."""
+    return frozenset(vars(_lenient(build_parser(entry)).parse_known_args(argv)[0])) - {"config_path"}
+
+
+def save_resolved_config(cfg, path):
+    """Write every flag of this run's entry point, after the config file, the command line,
+    defaults and derived values, as YAML: `python <entry>.py --config_path <path>` repeats it."""
+    import yaml
+    from src.utils.checkpoint import atomic_write_text
+    values = {action.dest: getattr(cfg, action.dest) for action in _actions(build_parser(cfg.entry))}
+    header = f"# Resolved flags of a {cfg.entry}.py run: python {cfg.entry}.py --config_path {os.path.basename(path)}\n"
+    atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
+    return path
 
 
 def apply_recorded_flags(cfg, recorded, source):
-    """Take the recorded training flags into `cfg`; a flag given on the command line with another
-    value is a UserError naming both."""
-    given = getattr(cfg, "given_flags", frozenset())
-    for name, value in recorded.items():
+    """Take the recorded training flags into `cfg`; a flag given on the command line or in the
+    config file with another value is a UserError naming both."""
+    for name, value in migrate(recorded).items():
         if not hasattr(cfg, name):
             continue
-        if name in given and getattr(cfg, name) != value:
+        if name in cfg.given_flags and getattr(cfg, name) != value:
             raise UserError(f"--{name} {getattr(cfg, name)} contradicts {source}, which was trained with "
                             f"--{name} {value}; drop the flag (the checkpoint records it)")
         setattr(cfg, name, value)
@@ -586,92 +721,41 @@ def apply_recorded_flags(cfg, recorded, source):
 
 def validate(cfg):
     """Checks that span several flags; single-flag checks live in the argparse types."""
-    if getattr(cfg, "model", None) and getattr(cfg, "norm", "unset") is None:
-        cfg.norm = "instance" if cfg.model == "pix2pixcc" else "batch"
-    crop, load = getattr(cfg, "crop_size", None), getattr(cfg, "load_size", None)
-    if crop is not None and load is not None and crop > load and getattr(cfg, "preprocess", "") != "crop":
-        raise UserError(f"--crop_size {crop} is larger than --load_size {load}; "
+    model = _models()[cfg.model]
+    for name, value in model.defaults.items():
+        if getattr(cfg, name) is None:
+            setattr(cfg, name, value)
+    if cfg.entry == "train" and cfg.crop_size > cfg.load_size and cfg.preprocess != "crop":
+        raise UserError(f"--crop_size {cfg.crop_size} is larger than --load_size {cfg.load_size}; "
                         "the crop is taken from the resized image")
-    if getattr(cfg, "epoch_num", "unset") is None:
+    if cfg.epoch_num is None:
         cfg.epoch_num = cfg.n_epochs + cfg.n_epochs_decay
         if cfg.epoch_num == 0:
             raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
-    _resolve_flip(cfg)
-    _resolve_validation(cfg)
-    if getattr(cfg, "entry", None) == "pair_files" and (cfg.key_regex is None) == (cfg.time_tolerance is None):
+    if cfg.entry == "pair_files" and (cfg.key_regex is None) == (cfg.time_tolerance is None):
         raise UserError("pair_files.py pairs by name (--key_regex) or by time (--time_tolerance): give one")
     for side in ("input", "target"):
-        lower = getattr(cfg, f"saturation_lower_limit_{side}", None)
-        upper = getattr(cfg, f"saturation_upper_limit_{side}", None)
+        lower, upper = getattr(cfg, f"saturation_lower_limit_{side}"), getattr(cfg, f"saturation_upper_limit_{side}")
         if lower is not None and upper is not None and not lower < upper:
             raise UserError(f"--saturation_lower_limit_{side} {lower} must be below "
                             f"--saturation_upper_limit_{side} {upper}")
-    if getattr(cfg, "device_target", None) == "CPU" and getattr(cfg, "amp_level", "O0") != "O0":
+    if cfg.device_target == "CPU" and cfg.amp_level != "O0":
         raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
+    _resolve_validation(cfg)
+    from src.dataset.transforms import resolve_flip  # the data layer owns its augmentation rules
+    resolve_flip(cfg)
 
 
 def _resolve_validation(cfg):
     """--best_metric's default (L1 for 8-bit targets, CC for arrays); validation needs data."""
-    if not hasattr(cfg, "best_metric"):
-        return
     from src.dataset.io import EIGHT_BIT_FORMATS
-    eight_bit = getattr(cfg, "data_format_target", "image") in EIGHT_BIT_FORMATS
+    eight_bit = cfg.data_format_target in EIGHT_BIT_FORMATS
     if cfg.best_metric is None:
         cfg.best_metric = "L1" if eight_bit else "CC"
     if eight_bit and cfg.best_metric.endswith("_phys"):
         raise UserError(f"--best_metric {cfg.best_metric}: physical metrics need array targets "
                         "(FITS, npy, tif); 8-bit images have L1, MSE, PSNR, SSIM, CC")
-    if cfg.val_interval and not cfg.val_data_dir and "val_interval" in getattr(cfg, "given_flags", ()):
+    if cfg.val_interval and not cfg.val_data_dir and "val_interval" in cfg.given_flags:
         raise UserError(f"--val_interval {cfg.val_interval} needs --val_data_dir (held-out pairs to validate on)")
-
-
-def _resolve_flip(cfg):
-    """--no_flip's default (flip 8-bit images only) and --polarity_flip's requirements."""
-    if not hasattr(cfg, "no_flip"):
-        return
-    from src.dataset.io import EIGHT_BIT_FORMATS
-    from src.dataset.normalize import side_scaling
-    arrays = any(getattr(cfg, f"data_format_{side}", "image") not in EIGHT_BIT_FORMATS
-                 for side in ("input", "target"))
-    if cfg.polarity_flip:
-        for side in ("input", "target"):
-            if not side_scaling(cfg, side).signed:
-                raise UserError(f"--polarity_flip True needs a signed {side}: linear, with "
-                                f"--saturation_lower_limit_{side} = -(--saturation_upper_limit_{side})")
-        if cfg.no_flip is False:
-            raise UserError("--polarity_flip True mirrors with sign reversal; --no_flip False would "
-                            "also mirror without it: drop --no_flip")
-    if cfg.no_flip is None:
-        cfg.no_flip = arrays or cfg.polarity_flip
-
-
-def flags_markdown(entry):
-    """The flag table of one entry point, as the README shows it (kept in sync by a test)."""
-    lines = [f"`python {entry}.py` flags:", "", "| flag | default | meaning |", "| --- | --- | --- |"]
-    for action in build_parser(entry)._actions:  # argparse keeps no public list of actions
-        if not action.option_strings or action.dest == "help":
-            continue
-        default = "required" if action.required else f"`{action.default}`"
-        meaning = re.sub(r"\s*\(default: %\(default\)s\)", "", action.help or "").replace("|", "\\|")
-        if action.choices:
-            meaning += " (one of: " + ", ".join(map(str, action.choices)) + ")"
-        lines.append(f"| `{action.option_strings[0]}` | {default} | {meaning} |")
-    return "\n".join(lines)
-
-
-def readme_with_flag_tables(readme):
-    """`readme` with every `<!-- flags:ENTRY -->` ... `<!-- /flags:ENTRY -->` block regenerated."""
-    def table(match):
-        entry = match.group(1)
-        return f"<!-- flags:{entry} -->\n{flags_markdown(entry)}\n<!-- /flags:{entry} -->"
-    return re.sub(r"<!-- flags:(\w+) -->(?:.*?<!-- /flags:\1 -->)?", table, readme, flags=re.S)
-
-
-if __name__ == "__main__":
-    # `python -m src.utils.config` rewrites the README's flag tables from the parsers above.
-    import os
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(readme_with_flag_tables(text))
+    if not cfg.val_data_dir:
+        cfg.val_interval = 0  # what the run does, and what its resolved config repeats

@@ -28,7 +28,7 @@ def set_context(cfg):
     else:
         device_id = int(os.environ.get("DEVICE_ID", cfg.device_id))
         ms.set_device(cfg.device_target, device_id)
-    if not getattr(cfg, "run_distribute", False):
+    if not cfg.run_distribute:
         return Ranks()
     from mindspore.communication import get_group_size, get_rank, init
     init()

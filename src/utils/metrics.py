@@ -124,15 +124,11 @@ def physical_metrics(prediction, target, signed):
     return row
 
 
-# The flags metrics_for reads; export records them so inference away from eval.py scores alike.
-METRIC_FLAGS = ("n_CC", "ccc")
-
-
 def metrics_for(cfg):
-    """The metrics eval reports for this model: the common five, and pix2pixCC's per-scale CC."""
-    if getattr(cfg, "model", "pix2pix") == "pix2pixcc":
-        return {**METRICS, **multiscale_cc_metrics(cfg.n_CC, cfg.ccc)}
-    return dict(METRICS)
+    """The metrics eval reports for this model: the common five and the model's own (pix2pixCC's
+    per-scale CC)."""
+    from src.models.registry import model_of  # the model decides its extra metrics
+    return {**METRICS, **model_of(cfg).metrics(cfg)}
 
 
 def compute_metrics(prediction, target, functions=METRICS, valid=None):
