@@ -241,3 +241,15 @@ def test_resize_convolution_decoder_keeps_sizes_and_has_no_transposed_convolutio
         cells = [cell for _, cell in net.cells_and_names()]
         assert not any(isinstance(cell, nn.Conv2dTranspose) for cell in cells)
         assert sum(isinstance(cell, ResizeConv) for cell in cells) == 5
+
+
+@pytest.mark.parametrize("padding_type", ["zero", "reflection"])
+def test_training_with_resize_convolutions_runs_past_the_third_step(tmp_path, padding_type):
+    """ops.pad's constant mode made MindSpore's CPU graph stall on the third step of a U-Net with
+    resize-convolutions; 8 steps must finish well inside the time bound."""
+    from conftest import run_entry, tiny_train_args, write_ab_folder
+    data = write_ab_folder(str(tmp_path / "data"), 4)
+    result = run_entry("train.py", tiny_train_args(data, str(tmp_path / "out"), "--upsample", "resize",
+                                                   "--padding_type", padding_type), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "step 8/8" in result.stdout
