@@ -6,6 +6,7 @@ and registers an instance with `register_model`: its flags, its networks, its lo
 flags that shape its weights (so that a checkpoint records them and a mismatch is reported by
 name). Adding a model: write its module and list it in MODEL_MODULES.
 """
+import abc
 import importlib
 
 import mindspore.nn as nn
@@ -19,8 +20,9 @@ MODEL_MODULES = ("src.models.pix2pix", "src.models.pix2pixcc")
 _MODELS = {}
 
 
-class Model:
-    """What a model module defines. Flag methods add argparse arguments to a group."""
+class Model(abc.ABC):
+    """What a model module defines. Flag methods add argparse arguments to a group; the abstract
+    methods are what every model must provide (an incomplete model fails when it is registered)."""
     name = ""
     summary = ""
     # Values of the shared flags whose default depends on the model (norm, padding_type, lambda_GAN).
@@ -39,9 +41,9 @@ class Model:
     def add_metric_flags(self, group):
         """Flags of this model's extra metrics: training (validation) and eval."""
 
+    @abc.abstractmethod
     def gan_mode(self, cfg):
         """The adversarial loss, "vanilla" or "lsgan" (how losses of a winning D look)."""
-        raise NotImplementedError
 
     def metrics(self, cfg):
         """{name: function(prediction, target, valid)} of metrics eval adds for this model."""
@@ -51,19 +53,21 @@ class Model:
         """{name: value} of architecture values computed from flags (e.g. the U-Net's depth)."""
         return {}
 
+    @abc.abstractmethod
     def size_unit(self, cfg):
         """Input heights and widths the generator takes are multiples of this."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def generator(self, cfg):
-        raise NotImplementedError
+        """The generator network of this config."""
 
+    @abc.abstractmethod
     def discriminator(self, cfg):
-        raise NotImplementedError
+        """The discriminator network of this config."""
 
+    @abc.abstractmethod
     def losses(self, cfg, netD):
         """(discriminator loss cell, generator loss cell) as GANTrainOneStep takes them."""
-        raise NotImplementedError
 
 
 def register_model(model):

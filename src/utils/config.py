@@ -597,13 +597,19 @@ def settings(**values):
 def _defaults_cached():
     defaults = {}
     for entry in SETTINGS_ENTRIES:
-        for action in _actions(build_parser(entry)):
+        for action in _flags_of(entry):
             defaults.setdefault(action.dest, None if action.required else action.default)
     return defaults
 
 
 def _defaults():
     return dict(_defaults_cached())
+
+
+@functools.lru_cache(maxsize=None)
+def _flags_of(entry):
+    """The flag actions of one entry point, from one parser built once (never parsed with)."""
+    return tuple(_actions(build_parser(entry)))
 
 
 def _actions(parser):
@@ -616,7 +622,7 @@ def _aliases():
     """{old flag name: current name} for every alias of every entry point (e.g. n_gf: ngf)."""
     names = {}
     for entry in ENTRY_GROUPS:
-        for action in _actions(build_parser(entry)):
+        for action in _flags_of(entry):
             for option in action.option_strings[1:]:
                 names[option.lstrip("-")] = action.dest
     return names
@@ -672,10 +678,8 @@ def _checked_value(action, value, path):
     like a command line)."""
     name = action.dest
     try:
-        if value is not None and action.type is not None and not isinstance(value, bool):
-            value = action.type(str(value))
-        elif value is not None and action.type is not None:
-            value = action.type(value)
+        if value is not None and action.type is not None:  # YAML booleans stay booleans
+            value = action.type(value if isinstance(value, bool) else str(value))
     except (argparse.ArgumentTypeError, ValueError) as err:
         raise UserError(f"--config_path {path}: {name}: {err}") from None
     if action.choices is not None and value is not None and value not in action.choices:
@@ -686,7 +690,7 @@ def _checked_value(action, value, path):
 
 @functools.lru_cache(maxsize=None)
 def _all_flag_names():
-    return frozenset(action.dest for entry in ENTRY_GROUPS for action in _actions(build_parser(entry)))
+    return frozenset(action.dest for entry in ENTRY_GROUPS for action in _flags_of(entry))
 
 
 def _given_flags(entry, argv):
@@ -699,7 +703,7 @@ def save_resolved_config(cfg, path):
     defaults and derived values, as YAML: `python <entry>.py --config_path <path>` repeats it."""
     import yaml
     from src.utils.checkpoint import atomic_write_text
-    values = {action.dest: getattr(cfg, action.dest) for action in _actions(build_parser(cfg.entry))}
+    values = {action.dest: getattr(cfg, action.dest) for action in _flags_of(cfg.entry)}
     header = f"# Resolved flags of a {cfg.entry}.py run: python {cfg.entry}.py --config_path {os.path.basename(path)}\n"
     atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
     return path
