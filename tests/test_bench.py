@@ -3,6 +3,8 @@ import json
 import os
 import re
 
+import pytest
+
 from conftest import REPO, run_entry
 
 
@@ -65,28 +67,56 @@ def test_quality_split_keeps_test_tiles_apart_from_training_tiles():
     import numpy as np
     quality = load_quality_module()
     land = np.zeros((180, 360, 3), np.uint8) + [150, 120, 60]  # all land, 1 degree per pixel
-    args = types.SimpleNamespace(test_longitudes=(-130.0, -30.0), guard_degrees=10.0, max_latitude=60.0,
-                                 min_land=0.3)
-    train, test = quality.split_tiles(land.astype(np.uint8), 10, args)
-    longitude = lambda tile: -180 + (tile[1] + 0.5) * 10
-    assert test and all(-130 <= longitude(t) < -30 for t in test)
-    assert train and all(longitude(t) < -140 or longitude(t) >= -20 for t in train)
+    for stride in (None, 5):  # side by side, and overlapping training tiles
+        args = types.SimpleNamespace(test_longitudes=(-130.0, -30.0), guard_degrees=10.0, max_latitude=60.0,
+                                     min_land=0.3, train_stride=stride)
+        train, test = quality.split_tiles(land.astype(np.uint8), 10, args)
+        west_edges = lambda tiles: {left - 180 for _, left in tiles}
+        assert test and all(-135 <= west < -35 and west % 10 == 0 for west in west_edges(test))
+        # No training pixel inside the test region: every training tile ends west of it or starts east.
+        assert train and all(west + 10 <= -135 or west >= -25 for west in west_edges(train))
+    dense = quality.split_tiles(land, 10, types.SimpleNamespace(**{**vars(args), "train_stride": 5}))[0]
+    sparse = quality.split_tiles(land, 10, types.SimpleNamespace(**{**vars(args), "train_stride": None}))[0]
+    assert len(dense) > 3 * len(sparse)
     sea = np.zeros_like(land) + [20, 60, 200]
     assert quality.split_tiles(sea.astype(np.uint8), 10, args) == ([], [])
+    narrow = types.SimpleNamespace(**{**vars(args), "guard_degrees": 5.0})
+    with pytest.raises(SystemExit, match="overlap test tiles"):
+        quality.split_tiles(land, 10, narrow)
+
+
+def test_grid_artefact_sees_a_pattern_locked_to_the_pixel_grid():
+    import numpy as np
+    quality = load_quality_module()
+    rows, cols = np.mgrid[:64, :64]
+    smooth = np.stack([np.sin(rows / 9.0), np.cos(cols / 7.0), np.sin((rows + cols) / 11.0)]) * 0.5  # CHW
+    checker = ((rows + cols) % 2 * 2 - 1) * 0.05  # period 2, amplitude 0.05
+    stripes = (rows % 4 < 2) * 0.1 - 0.05  # period 4, amplitude 0.05
+    assert quality.grid_artefact(smooth) < 0.01
+    for pattern in (checker, stripes):
+        assert abs(quality.grid_artefact(smooth + pattern) - 0.05) < 0.01
 
 
 def test_quality_bench_trains_two_seeds_and_reports_each(tmp_path):
     basemap = fake_basemap(tmp_path / "basemap")
-    results, out = tmp_path / "quality.json", tmp_path / "QUALITY.md"
+    results, out, work = tmp_path / "quality.json", tmp_path / "QUALITY.md", tmp_path / "work"
     result = run_entry("bench/quality.py", ["--basemap_dir", basemap, "--image_size", "32", "--steps", "4",
                                             "--train_pairs", "2", "--test_pairs", "2", "--seeds", "1,2",
-                                            "--bn_stats", "running", "--guard_degrees", "5",
+                                            "--bn_stats", "running", "--guard_degrees", "35", "--work_dir", work,
                                             "--results", results, "--out", out, "--label", "smoke"])
     assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
     entry = json.loads(results.read_text())["smoke"]
     assert set(entry["seeds"]) == {"1", "2"} and entry["settings"]["steps"] == 4
     for scores in entry["seeds"].values():
-        assert scores["running"]["L1"] > 0 and 0 < scores["running"]["SSIM"] < 1
+        assert scores["running"]["L1"] > 0 and 0 < scores["running"]["SSIM"] < 1 and scores["running"]["grid"] > 0
+    assert entry["target_grid"] >= 0
     text = out.read_text()
-    assert re.search(r"\| smoke \| running \| \d\.\d{4} ± \d\.\d{4} \(\d\.\d{4}, \d\.\d{4}\) \|", text)
-    assert "Gaussian-window" in text and "LGPL" in text
+    number = r"\d+\.\d+ ± \d+\.\d+ \(\d+\.\d+, \d+\.\d+\)"
+    assert re.search(rf"\| smoke \| running \| {number} \| {number} \| {number} \| {number} \|", text)
+    assert "Gaussian-window" in text and "LGPL" in text and "Grid artefact of the test targets" in text
+    # Scoring the kept predictions again (--rescore) gives the same figures without training.
+    out.unlink()
+    result = run_entry("bench/quality.py", ["--rescore", "--work_dir", work, "--label", "smoke",
+                                            "--results", results, "--out", out])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(results.read_text())["smoke"]["seeds"] == entry["seeds"] and out.read_text() == text
