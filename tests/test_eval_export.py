@@ -51,14 +51,14 @@ def test_eval_writes_predictions_metrics_and_report(model, tmp_path):
     assert "L1" in result.stdout and "report.pdf" in result.stdout
 
 
-def exported_and_reference(model, tmp_path, file_format, suffix, sizes=((32, 32),)):
+def exported_and_reference(model, tmp_path, file_format, suffix, sizes=((32, 32),), flags=MODEL_FLAGS):
     """(exported file, [input of each size], [the checkpoint's output for it])."""
     root, ckpt, _ = model
     name = str(tmp_path / "generator")
-    result = run_entry("export.py", ["--ckpt", ckpt, *MODEL_FLAGS, "--file_name", name,
+    result = run_entry("export.py", ["--ckpt", ckpt, *flags, "--file_name", name,
                                      "--file_format", file_format, "--batch_size", "2"])
     assert result.returncode == 0, result.stderr[-2000:]
-    cfg = parse_args("eval", ["--val_data_dir", "x", "--ckpt", ckpt, *MODEL_FLAGS])
+    cfg = parse_args("eval", ["--val_data_dir", "x", "--ckpt", ckpt, *flags])
     from src.export import load_generator
     netG = load_generator(cfg)
     inputs = [np.random.default_rng(0).uniform(-1, 1, (2, 3, *size)).astype(np.float32) for size in sizes]
@@ -82,6 +82,21 @@ def test_exported_onnx_gives_the_checkpoint_output(model, tmp_path):
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     output = session.run(None, {session.get_inputs()[0].name: x})[0]
     assert np.abs(output - reference).max() < 1e-5
+
+
+def test_exported_onnx_of_a_resize_convolution_unet_gives_the_checkpoint_output(tmp_path):
+    """--upsample resize has no transposed convolution, so its ONNX export runs in onnxruntime."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    flags = [*MODEL_FLAGS, "--upsample", "resize"]
+    cfg = parse_args("eval", ["--val_data_dir", "x", "--ckpt", "x", *flags])
+    ckpt = str(tmp_path / "Generator_1.ckpt")
+    checkpoint.save_network(registry.build_generator(cfg), ckpt,
+                            {"model": cfg.model, **registry.arch(cfg, "generator")})
+    path, (x,), (reference,) = exported_and_reference((tmp_path, ckpt, None), tmp_path, "ONNX", ".onnx",
+                                                      flags=flags)
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    output = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert output.shape == reference.shape and np.abs(output - reference).max() < 1e-5
 
 
 def test_predict_with_the_mindir_matches_eval(model, tmp_path):
