@@ -79,6 +79,9 @@ def export_generator(cfg):
         raise UserError(f"--bn_stats image takes the statistics of each forward pass: export with "
                         f"--batch_size 1 (not {cfg.batch_size})")
     netG = load_generator(cfg)
+    if cfg.file_format == "ONNX" and any(isinstance(cell, nn.Conv2dTranspose) for _, cell in netG.cells_and_names()):
+        print("note: onnxruntime rejects the transposed convolutions of MindSpore 2.10's ONNX (their output_shape "
+              "attribute); a generator trained with --upsample resize exports to ONNX that runs", file=sys.stderr)
     example = (Tensor(shape=[cfg.batch_size, cfg.input_nc, None, None], dtype=ms.float32) if size is None
                else Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32)))
     directory = os.path.dirname(os.path.abspath(cfg.file_name))
