@@ -48,9 +48,16 @@ def load_generator(cfg):
     checkpoint.load_network(netG, cfg.ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")})
     netG.set_train(False)
     if cfg.bn_stats == "image":
-        for _, cell in netG.cells_and_names():
-            if isinstance(cell, nn.BatchNorm2d):
-                cell.use_batch_statistics = True
+        use_image_statistics(netG)
+    return netG
+
+
+def use_image_statistics(netG):
+    """Batch norm in `netG` normalises with each forward pass's own statistics (it also moves the
+    running averages then: use a network whose averages are not kept)."""
+    for _, cell in netG.cells_and_names():
+        if isinstance(cell, nn.BatchNorm2d):
+            cell.use_batch_statistics = True
     return netG
 
 
@@ -76,8 +83,8 @@ def export_generator(cfg):
                         "use MINDIR here")
     size = export_size(cfg)
     if cfg.bn_stats == "image" and cfg.batch_size != 1:
-        raise UserError(f"--bn_stats image takes the statistics of each forward pass: export with "
-                        f"--batch_size 1 (not {cfg.batch_size})")
+        raise UserError(f"--bn_stats image (the default) takes the statistics of each forward pass: export "
+                        f"with --batch_size 1 (not {cfg.batch_size}), or --bn_stats running for a batched graph")
     netG = load_generator(cfg)
     if cfg.file_format == "ONNX" and any(isinstance(cell, nn.Conv2dTranspose) for _, cell in netG.cells_and_names()):
         print("note: onnxruntime rejects the transposed convolutions of MindSpore 2.10's ONNX (their output_shape "
