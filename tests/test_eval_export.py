@@ -52,9 +52,11 @@ def test_eval_writes_predictions_metrics_and_report(model, tmp_path):
 
 
 def exported_and_reference(model, tmp_path, file_format, suffix, sizes=((32, 32),), flags=MODEL_FLAGS):
-    """(exported file, [input of each size], [the checkpoint's output for it])."""
+    """(exported file, [input of each size], [the checkpoint's output for it]): a graph of batch 2,
+    so with the running batch-norm statistics (per-image statistics export batch 1 only)."""
     root, ckpt, _ = model
     name = str(tmp_path / "generator")
+    flags = [*flags, "--bn_stats", "running"]
     result = run_entry("export.py", ["--ckpt", ckpt, *flags, "--file_name", name,
                                      "--file_format", file_format, "--batch_size", "2"])
     assert result.returncode == 0, result.stderr[-2000:]
