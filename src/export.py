@@ -47,9 +47,15 @@ def load_generator(cfg):
     netG = registry.build_generator(cfg)
     checkpoint.load_network(netG, cfg.ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")})
     netG.set_train(False)
-    if cfg.bn_stats == "image":
+    if per_image_statistics(cfg):
         use_image_statistics(netG)
     return netG
+
+
+def per_image_statistics(cfg):
+    """Whether translation takes each forward pass's batch-norm statistics (--bn_stats image on a
+    batch-norm generator; instance norm is per image anyway)."""
+    return cfg.bn_stats == "image" and cfg.norm == "batch"
 
 
 def use_image_statistics(netG):
@@ -63,7 +69,7 @@ def use_image_statistics(netG):
 
 def inference_batch_size(cfg):
     """Images per forward pass: one under --bn_stats image, whose statistics are per pass."""
-    return 1 if cfg.bn_stats == "image" else cfg.batch_size
+    return 1 if per_image_statistics(cfg) else cfg.batch_size
 
 
 def export_size(cfg):
@@ -82,7 +88,7 @@ def export_generator(cfg):
         raise UserError("--file_format AIR is written only on Ascend (--device_target Ascend); "
                         "use MINDIR here")
     size = export_size(cfg)
-    if cfg.bn_stats == "image" and cfg.batch_size != 1:
+    if per_image_statistics(cfg) and cfg.batch_size != 1:
         raise UserError(f"--bn_stats image (the default) takes the statistics of each forward pass: export "
                         f"with --batch_size 1 (not {cfg.batch_size}), or --bn_stats running for a batched graph")
     netG = load_generator(cfg)

@@ -14,7 +14,7 @@ import os
 import mindspore as ms
 
 from src.evaluate import metric_row
-from src.export import inference_batch_size, recorded_flags, use_image_statistics
+from src.export import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
 from src.dataset.normalize import side_scaling, to_model
 from src.dataset.pairs import check_same_size, load_target
 from src.inference import network_run, predictions, tiling_from_flags
@@ -120,8 +120,7 @@ class Validator:
         """`netG` as eval.py translates with this --bn_stats: itself (running statistics), or for
         image statistics a copy with `netG`'s weights, since translating with batch statistics
         also moves the running averages, which checkpoints keep."""
-        if self.cfg.bn_stats != "image" or not any(isinstance(cell, ms.nn.BatchNorm2d)
-                                                   for _, cell in netG.cells_and_names()):
+        if not per_image_statistics(self.cfg):
             return netG
         if self.per_image_copy is None:
             self.per_image_copy = use_image_statistics(registry.build_generator(self.cfg))
