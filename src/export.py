@@ -47,16 +47,29 @@ def load_generator(cfg):
     netG = registry.build_generator(cfg)
     checkpoint.load_network(netG, cfg.ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")})
     netG.set_train(False)
-    if cfg.bn_stats == "image":
-        for _, cell in netG.cells_and_names():
-            if isinstance(cell, nn.BatchNorm2d):
-                cell.use_batch_statistics = True
+    if per_image_statistics(cfg):
+        use_image_statistics(netG)
+    return netG
+
+
+def per_image_statistics(cfg):
+    """Whether translation takes each forward pass's batch-norm statistics (--bn_stats image on a
+    batch-norm generator; instance norm is per image anyway)."""
+    return cfg.bn_stats == "image" and cfg.norm == "batch"
+
+
+def use_image_statistics(netG):
+    """Batch norm in `netG` normalises with each forward pass's own statistics (it also moves the
+    running averages then: use a network whose averages are not kept)."""
+    for _, cell in netG.cells_and_names():
+        if isinstance(cell, nn.BatchNorm2d):
+            cell.use_batch_statistics = True
     return netG
 
 
 def inference_batch_size(cfg):
     """Images per forward pass: one under --bn_stats image, whose statistics are per pass."""
-    return 1 if cfg.bn_stats == "image" else cfg.batch_size
+    return 1 if per_image_statistics(cfg) else cfg.batch_size
 
 
 def export_size(cfg):
@@ -75,10 +88,13 @@ def export_generator(cfg):
         raise UserError("--file_format AIR is written only on Ascend (--device_target Ascend); "
                         "use MINDIR here")
     size = export_size(cfg)
-    if cfg.bn_stats == "image" and cfg.batch_size != 1:
-        raise UserError(f"--bn_stats image takes the statistics of each forward pass: export with "
-                        f"--batch_size 1 (not {cfg.batch_size})")
+    if per_image_statistics(cfg) and cfg.batch_size != 1:
+        raise UserError(f"--bn_stats image (the default) takes the statistics of each forward pass: export "
+                        f"with --batch_size 1 (not {cfg.batch_size}), or --bn_stats running for a batched graph")
     netG = load_generator(cfg)
+    if cfg.file_format == "ONNX" and any(isinstance(cell, nn.Conv2dTranspose) for _, cell in netG.cells_and_names()):
+        print("note: onnxruntime rejects the transposed convolutions of MindSpore 2.10's ONNX (their output_shape "
+              "attribute); a generator trained with --upsample resize exports to ONNX that runs", file=sys.stderr)
     example = (Tensor(shape=[cfg.batch_size, cfg.input_nc, None, None], dtype=ms.float32) if size is None
                else Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32)))
     directory = os.path.dirname(os.path.abspath(cfg.file_name))

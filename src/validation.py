@@ -11,8 +11,10 @@ import json
 import math
 import os
 
+import mindspore as ms
+
 from src.evaluate import metric_row
-from src.export import inference_batch_size, recorded_flags
+from src.export import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
 from src.dataset.normalize import side_scaling, to_model
 from src.dataset.pairs import check_same_size, load_target
 from src.inference import network_run, predictions, tiling_from_flags
@@ -63,6 +65,7 @@ class Validator:
         self.best_path = os.path.join(cfg.ckpt_dir, BEST_CKPT)
         self.record_path = os.path.join(cfg.ckpt_dir, BEST_RECORD)
         self.best = None
+        self.per_image_copy = None
 
     def due(self, epoch):
         interval = self.cfg.val_interval
@@ -99,8 +102,9 @@ class Validator:
     def run(self, epoch, step):
         """Validate after epoch `epoch` (global step `step`); returns the means."""
         netG = self.generator()
-        means = validation_means(netG, self.pairs, self.cfg)
-        netG.set_train(True)
+        scored = self._as_evaluated(netG)
+        means = validation_means(scored, self.pairs, self.cfg)
+        scored.set_train(True)
         rows = self.read()
         row = {"epoch": str(epoch), "step": str(step), **{name: f"{value:.6g}" for name, value in means.items()}}
         self._write(row.keys(), rows + [row])
@@ -111,6 +115,18 @@ class Validator:
             self._save_best(netG, epoch, step)
         self.plot()
         return means
+
+    def _as_evaluated(self, netG):
+        """`netG` as eval.py translates with this --bn_stats: itself (running statistics), or for
+        image statistics a copy with `netG`'s weights, since translating with batch statistics
+        also moves the running averages, which checkpoints keep."""
+        if not per_image_statistics(self.cfg):
+            return netG
+        if self.per_image_copy is None:
+            self.per_image_copy = use_image_statistics(registry.build_generator(self.cfg))
+        ms.load_param_into_net(self.per_image_copy, {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name)
+                                                     for p in netG.get_parameters()}, strict_load=True)
+        return self.per_image_copy
 
     def _save_best(self, netG, epoch, step):
         cfg = self.cfg

@@ -114,7 +114,9 @@ def test_a_resolved_config_repeats_the_run(tmp_path):
 
 def test_settings_fill_every_default():
     cfg = settings(data_format_target="fits", n_gf=8)
-    assert cfg.ngf == 8 and cfg.fits_hdu == "auto" and cfg.bn_stats == "running" and cfg.norm == "batch"
+    assert cfg.ngf == 8 and cfg.fits_hdu == "auto" and cfg.bn_stats == "image" and cfg.norm == "batch"
+    # Per-model defaults: the weight average is on for pix2pix (measured in bench/QUALITY.md), off for pix2pixCC.
+    assert cfg.ema_decay == 0.999 and settings(model="pix2pixcc").ema_decay == 0.0
 
 
 def test_epoch_num_defaults_to_the_schedule_length():

@@ -163,7 +163,8 @@ def test_step_errors_name_the_file(exported, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'none' / '000_0.bin'}: no such file"
     batch2 = tmp_path / "g2"
-    assert run_entry("export.py", ["--ckpt", ckpt, *flags, "--file_name", batch2, "--batch_size", "2"]).returncode == 0
+    assert run_entry("export.py", ["--ckpt", ckpt, *flags, "--file_name", batch2, "--batch_size", "2",
+                                   "--bn_stats", "running"]).returncode == 0
     result = run_entry("preprocess.py", ["--mindir", f"{batch2}.mindir", "--dataset_path", data])
     assert result.returncode == 2 and "export with --batch_size 1" in result.stderr
 

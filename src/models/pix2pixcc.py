@@ -68,7 +68,7 @@ class Pix2PixCC(Model):
     name = "pix2pixcc"
     summary = ("residual generator + multi-scale feature PatchGANs, LSGAN + feature matching + "
                "correlation coefficients")
-    defaults = {"norm": "instance", "padding_type": "replication", "lambda_GAN": 2.0}
+    defaults = {"norm": "instance", "padding_type": "replication", "lambda_GAN": 2.0, "ema_decay": 0.0}
     generator_arch = ("input_nc", "output_nc", "ngf", "n_downsample", "n_residual", "trans_conv",
                       "norm", "padding_type", "output_activation", "size_unit")
     discriminator_arch = ("input_nc", "output_nc", "ndf", "n_D", "ch_balance")

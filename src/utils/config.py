@@ -278,10 +278,10 @@ def _add_optim(parser):
                        help="epochs of linear decay to 0 (default: %(default)s)")
     group.add_argument("--epoch_num", type=positive_int, default=None,
                        help="epochs to train; defaults to n_epochs + n_epochs_decay")
-    group.add_argument("--ema_decay", type=unit_interval, default=0.0,
-                       help="decay of an exponential moving average of G's weights (e.g. 0.999), "
-                            "saved in Generator_<epoch>.ckpt for eval and export in place of the "
-                            "last weights; 0 turns it off (default: %(default)s)")
+    group.add_argument("--ema_decay", type=unit_interval, default=None,
+                       help="decay of an exponential moving average of G's weights, saved in "
+                            "Generator_<epoch>.ckpt for eval and export in place of the last weights; "
+                            "0 turns it off (bench/QUALITY.md measures it); default: " + _per_model("ema_decay"))
     group.add_argument("--amp_level", default="O0", choices=["O0", "O2", "O3"],
                        help="mixed precision on Ascend/GPU; CPU runs O0 (default: %(default)s)")
     group.add_argument("--loss_scale", type=float, default=0.0,
@@ -326,6 +326,7 @@ def _add_validation(parser):
                        help="the validation metric that picks Generator_best.ckpt (with "
                             "Generator_best.json: its epoch and value); L1, MSE, MAE_phys, RMSE_phys: "
                             "lower is better; default: L1 for 8-bit targets, CC for arrays (FITS, npy, tif)")
+    _add_bn_stats(group)
 
 
 def _add_eval(parser):
@@ -359,10 +360,11 @@ def _add_inference(parser):
 
 
 def _add_bn_stats(group):
-    group.add_argument("--bn_stats", default="running", choices=["running", "image"],
-                       help="batch-norm statistics when translating: running (the averages kept in "
-                            "training) or image (each forward pass's own, one image at a time, as the "
-                            "PyTorch pix2pix tests by default); dropout is off in both (default: %(default)s)")
+    group.add_argument("--bn_stats", default="image", choices=["running", "image"],
+                       help="batch-norm statistics when translating: image (each forward pass's own, one "
+                            "image at a time, as the pix2pix paper and the PyTorch pix2pix test by default; "
+                            "better on bench/QUALITY.md at 128 px) or running (the averages kept in training); "
+                            "dropout is off in both; no effect on instance norm (default: %(default)s)")
 
 
 def _add_export(parser):
@@ -480,7 +482,8 @@ def _add_serve(parser):
                        help="MINDIR written by export.py (its .json model card must be beside it)")
     model.add_argument("--ckpt", default=None,
                        help="a generator checkpoint instead (Generator_<epoch>.ckpt of a train.py that "
-                            "records its flags); served with batch-norm running statistics")
+                            "records its flags), served as eval.py translates by default: batch norm with each image's own "
+                            "statistics (export with --bn_stats running and serve the MINDIR for running statistics)")
     group.add_argument("--host", default="127.0.0.1",
                        help="address to listen on; 0.0.0.0 serves every network interface, e.g. to "
                             "colleagues on the LAN (default: %(default)s)")
