@@ -67,7 +67,7 @@ def test_quality_split_keeps_test_tiles_apart_from_training_tiles():
     import numpy as np
     quality = load_quality_module()
     land = np.zeros((180, 360, 3), np.uint8) + [150, 120, 60]  # all land, 1 degree per pixel
-    for stride in (None, 5):  # side by side, and overlapping training tiles
+    for stride in (10, 5):  # side by side, and overlapping training tiles
         args = types.SimpleNamespace(test_longitudes=(-130.0, -30.0), guard_degrees=10.0, max_latitude=60.0,
                                      min_land=0.3, train_stride=stride)
         train, test = quality.split_tiles(land.astype(np.uint8), 10, args)
@@ -76,7 +76,7 @@ def test_quality_split_keeps_test_tiles_apart_from_training_tiles():
         # No training pixel inside the test region: every training tile ends west of it or starts east.
         assert train and all(west + 10 <= -135 or west >= -25 for west in west_edges(train))
     dense = quality.split_tiles(land, 10, types.SimpleNamespace(**{**vars(args), "train_stride": 5}))[0]
-    sparse = quality.split_tiles(land, 10, types.SimpleNamespace(**{**vars(args), "train_stride": None}))[0]
+    sparse = quality.split_tiles(land, 10, types.SimpleNamespace(**{**vars(args), "train_stride": 10}))[0]
     assert len(dense) > 3 * len(sparse)
     sea = np.zeros_like(land) + [20, 60, 200]
     assert quality.split_tiles(sea.astype(np.uint8), 10, args) == ([], [])
