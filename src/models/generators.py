@@ -75,7 +75,7 @@ class UnetGenerator(nn.Cell):
     """
 
     def __init__(self, input_nc, output_nc, ngf, num_downs, norm="batch", padding_type="zero",
-                 use_dropout=True, dropout_rate=0.5, train_size=256, upsample="resize"):
+                 use_dropout=True, dropout_rate=0.5, train_size=256, upsample="transpose"):
         super().__init__()
         widths = [ngf, ngf * 2, ngf * 4] + [ngf * 8] * (num_downs - 3)
         self.num_downs = num_downs

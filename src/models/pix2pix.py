@@ -54,10 +54,10 @@ class Pix2Pix(Model):
     loss_names = ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1")
 
     def add_generator_flags(self, group):
-        group.add_argument("--upsample", default="resize", choices=["transpose", "resize"],
-                           help="U-Net decoder upsampling: resize: nearest x2 then 3x3 convolution, free of "
-                                "checkerboard artefacts and better on bench/QUALITY.md; transpose: 4x4 "
-                                "transposed convolution, as the PyTorch pix2pix (default: %(default)s)")
+        group.add_argument("--upsample", default="transpose", choices=["transpose", "resize"],
+                           help="U-Net decoder upsampling: transpose: 4x4 transposed convolution (the "
+                                "reference); resize: nearest x2 then 3x3 convolution, against "
+                                "checkerboard artefacts (default: %(default)s)")
         group.add_argument("--dropout", type=str2bool, default=True,
                            help="dropout 0.5 in the U-Net's innermost 512-channel decoder blocks while "
                                 "training (default: %(default)s)")
