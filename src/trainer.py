@@ -222,10 +222,8 @@ class Trainer:
         with --ema_decay a copy of G loaded with its weight average."""
         if self.step_cell.ema is None:
             return self.netG
-        if self.averaged_G is None:
-            self.averaged_G = registry.build_generator(self.cfg)
-        ms.load_param_into_net(self.averaged_G, {item["name"]: ms.Parameter(Tensor(item["data"].asnumpy()), name=item["name"])
-                                                 for item in self.step_cell.ema.averaged()}, strict_load=True)
+        self.averaged_G = registry.generator_copy(
+            self.cfg, {item["name"]: item["data"] for item in self.step_cell.ema.averaged()}, self.averaged_G)
         return self.averaged_G
 
     def _save_samples(self, epoch):

@@ -11,8 +11,6 @@ import json
 import math
 import os
 
-import mindspore as ms
-
 from src.evaluate import metric_row
 from src.export import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
 from src.dataset.normalize import side_scaling, to_model
@@ -122,10 +120,8 @@ class Validator:
         also moves the running averages, which checkpoints keep."""
         if not per_image_statistics(self.cfg):
             return netG
-        if self.per_image_copy is None:
-            self.per_image_copy = use_image_statistics(registry.build_generator(self.cfg))
-        ms.load_param_into_net(self.per_image_copy, {p.name: ms.Parameter(ms.Tensor(p.asnumpy()), name=p.name)
-                                                     for p in netG.get_parameters()}, strict_load=True)
+        self.per_image_copy = use_image_statistics(registry.generator_copy(
+            self.cfg, {p.name: p for p in netG.get_parameters()}, self.per_image_copy))
         return self.per_image_copy
 
     def _save_best(self, netG, epoch, step):

@@ -9,6 +9,7 @@ name). Adding a model: write its module and list it in MODEL_MODULES.
 import abc
 import importlib
 
+import mindspore as ms
 import mindspore.nn as nn
 from mindspore import Tensor, amp
 
@@ -120,6 +121,15 @@ def build_generator(cfg):
     # Fixed prefixes keep checkpoint keys the same however the networks are wrapped later.
     netG.update_parameters_name("netG.")
     return netG
+
+
+def generator_copy(cfg, values, copy=None):
+    """A generator of `cfg` (`copy`, or a new one) holding a copy of `values` ({parameter name:
+    tensor}, every parameter): a network to save or score that training does not touch."""
+    copy = copy or build_generator(cfg)
+    ms.load_param_into_net(copy, {name: ms.Parameter(Tensor(value.asnumpy()), name=name)
+                                  for name, value in values.items()}, strict_load=True)
+    return copy
 
 
 def build_discriminator(cfg):
