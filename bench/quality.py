@@ -38,6 +38,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 from compare_revisions import checkout  # noqa: E402
+from src.dataset.io import read_image  # noqa: E402
 from src.dataset.normalize import image_to_model  # noqa: E402
 from src.utils.metrics import compute_metrics  # noqa: E402
 
@@ -199,8 +200,7 @@ def grid_artefact(image):
     height, width = (n - n % GRID_PERIOD for n in image.shape[1:])
     blocks = detail[:, :height, :width].reshape(-1, height // GRID_PERIOD, GRID_PERIOD, width // GRID_PERIOD,
                                                 GRID_PERIOD)
-    phase_means = blocks.mean(axis=(1, 3))
-    return float(np.sqrt(((phase_means - phase_means.mean(axis=(1, 2), keepdims=True)) ** 2).mean(axis=(1, 2))).mean())
+    return float(blocks.mean(axis=(1, 3)).std(axis=(1, 2)).mean())
 
 
 def score_predictions(predict_dir, target_dir):
@@ -208,7 +208,7 @@ def score_predictions(predict_dir, target_dir):
     alike) and grid artefact of the 8-bit predictions against the targets."""
     rows = []
     for target_path in sorted(glob.glob(os.path.join(target_dir, "*.png"))):
-        target, prediction = (image_to_model(np.asarray(Image.open(path).convert("RGB"), np.float32))
+        target, prediction = (read_tile(path)
                               for path in (target_path, os.path.join(predict_dir, os.path.basename(target_path))))
         rows.append({**compute_metrics(prediction, target), "grid": grid_artefact(prediction)})
     return {name: float(np.mean([row[name] for row in rows])) for name in METRICS}
@@ -216,8 +216,13 @@ def score_predictions(predict_dir, target_dir):
 
 def target_grid(target_dir):
     """The grid artefact of the targets themselves: what content alone gives."""
-    return float(np.mean([grid_artefact(image_to_model(np.asarray(Image.open(path).convert("RGB"), np.float32)))
+    return float(np.mean([grid_artefact(read_tile(path))
                           for path in sorted(glob.glob(os.path.join(target_dir, "*.png")))]))
+
+
+def read_tile(path):
+    """An RGB tile or prediction on the network's [-1, 1] scale (CHW), read as eval reads images."""
+    return image_to_model(read_image(path, 3))
 
 
 def rescore(args):
