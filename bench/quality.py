@@ -228,14 +228,19 @@ def read_tile(path):
 def rescore(args):
     """Scores --label's kept predictions in --work_dir again with this file's metrics (for a
     metric added after the run), keeping its training times."""
-    with open(args.results, encoding="utf-8") as handle:
-        results = json.load(handle)
+    results = read_results(args.results)
+    if args.label not in results:
+        raise SystemExit(f"quality: --label {args.label!r} is not in {args.results} (labels: {sorted(results)})")
     entry = results[args.label]
     target_dir = os.path.join(args.work_dir, "data", "test", "target")
     for seed, scores in entry["seeds"].items():
         for mode in [mode for mode in scores if mode != "train_seconds"]:
-            scores[mode] = score_predictions(os.path.join(args.work_dir, folder_name(args.label), f"seed{seed}",
-                                                          f"predict_{prediction_name(mode)}"), target_dir)
+            predict_dir = os.path.join(args.work_dir, folder_name(args.label), f"seed{seed}",
+                                       f"predict_{prediction_name(mode)}")
+            if not os.path.isdir(predict_dir) or not os.path.isdir(target_dir):
+                raise SystemExit(f"quality: --rescore: {predict_dir} or {target_dir} is missing; give the "
+                                 "--work_dir of that label's run")
+            scores[mode] = score_predictions(predict_dir, target_dir)
     entry["target_grid"] = target_grid(target_dir)
     return results
 
@@ -337,9 +342,19 @@ quality" section says what each label changed and what the numbers support.
 """
 
 
+def read_results(path):
+    if not os.path.isfile(path):
+        raise SystemExit(f"quality: --results {path}: no such file")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def train_all_seeds(args):
     """Builds the tiles, trains and scores every seed; the results with this --label's entry."""
     basemap_dir = args.basemap_dir or fetch_basemap(args.cache_dir)
+    missing = [name for name in (RELIEF, IMAGERY) if not os.path.isfile(os.path.join(basemap_dir, name))]
+    if missing:
+        raise SystemExit(f"quality: --basemap_dir {basemap_dir} has no {missing[0]}")
     with tempfile.TemporaryDirectory(prefix="quality_") as scratch:
         work_dir = args.work_dir or scratch
         tree = checkout(args.revision, os.path.join(work_dir, "trees")) if args.revision else REPO
@@ -352,10 +367,7 @@ def train_all_seeds(args):
                                                seed, args)
             print(f"{args.label} seed {seed}: {seeds[str(seed)]}", flush=True)
         floor = target_grid(os.path.join(data_dir, "test", "target"))
-    results = {}
-    if os.path.exists(args.results):
-        with open(args.results, encoding="utf-8") as handle:
-            results = json.load(handle)
+    results = read_results(args.results) if os.path.exists(args.results) else {}
     results[args.label] = {"revision": args.revision or "working tree", "train_flags": args.train_flags,
                            "settings": settings(args, counts), "seeds": seeds, "target_grid": floor,
                            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "

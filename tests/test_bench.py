@@ -120,3 +120,6 @@ def test_quality_bench_trains_two_seeds_and_reports_each(tmp_path):
                                             "--results", results, "--out", out])
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(results.read_text())["smoke"]["seeds"] == entry["seeds"] and out.read_text() == text
+    result = run_entry("bench/quality.py", ["--rescore", "--work_dir", work, "--label", "nope", "--results", results])
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"quality: --label 'nope' is not in {results} (labels: ['smoke'])"]
