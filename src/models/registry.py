@@ -156,7 +156,7 @@ def build_train_step(cfg, netG, netD, lr_per_step):
     _name_optimizer_state(opt_D, "opt_D.", netD)
     target_fill = fill_on_model_scale(side_scaling(cfg, "target"))
     return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill,
-                           cfg.ema_decay)
+                           cfg.ema_decay, cfg.ema_every)
 
 
 def _name_optimizer_state(optimizer, prefix, network):

@@ -282,6 +282,11 @@ def _add_optim(parser):
                        help="decay of an exponential moving average of G's weights, saved in "
                             "Generator_<epoch>.ckpt for eval and export in place of the last weights; "
                             "0 turns it off (bench/QUALITY.md measures it); default: " + _per_model("ema_decay"))
+    group.add_argument("--ema_every", type=positive_int, default=10,
+                       help="update the weight average every N steps with the decay raised to the N-th "
+                            "power: an update reads and writes all of G's weights, about half a 64-px "
+                            "step; 1 updates every step (bench/RESULTS.md measures both) "
+                            "(default: %(default)s)")
     group.add_argument("--amp_level", default="O0", choices=["O0", "O2", "O3"],
                        help="mixed precision on Ascend/GPU; CPU runs O0 (default: %(default)s)")
     group.add_argument("--loss_scale", type=float, default=0.0,
