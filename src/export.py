@@ -14,6 +14,7 @@ from mindspore import Tensor, nn
 
 from src.dataset.pairs import DATA_FLAGS
 from src.models import registry
+from src.models.layers import ResizeConv
 from src.utils import checkpoint
 from src.utils.config import apply_recorded_flags, settings
 from src.utils.errors import UserError
@@ -92,9 +93,10 @@ def export_generator(cfg):
         raise UserError(f"--bn_stats image (the default) takes the statistics of each forward pass: export "
                         f"with --batch_size 1 (not {cfg.batch_size}), or --bn_stats running for a batched graph")
     netG = load_generator(cfg)
-    if cfg.file_format == "ONNX" and any(isinstance(cell, nn.Conv2dTranspose) for _, cell in netG.cells_and_names()):
+    if cfg.file_format == "ONNX" and any(isinstance(cell, (nn.Conv2dTranspose, ResizeConv))
+                                         for _, cell in netG.cells_and_names()):
         print("note: onnxruntime rejects the transposed convolutions of MindSpore 2.10's ONNX (their output_shape "
-              "attribute); a generator trained with --upsample resize exports to ONNX that runs", file=sys.stderr)
+              "attribute); both U-Net decoders hold them", file=sys.stderr)
     example = (Tensor(shape=[cfg.batch_size, cfg.input_nc, None, None], dtype=ms.float32) if size is None
                else Tensor(np.zeros((cfg.batch_size, cfg.input_nc, size, size), np.float32)))
     directory = os.path.dirname(os.path.abspath(cfg.file_name))

@@ -54,8 +54,9 @@ class UnetDown(nn.Cell):
 
 
 class UnetUp(nn.Cell):
-    """ReLU -> 4x4 transposed conv stride 2 (or, with upsample "resize", ResizeConv) -> norm, or
-    -> tanh on the outermost block."""
+    """ReLU -> ResizeConv (or, with upsample "transpose", a 4x4 transposed conv stride 2) -> norm,
+    or -> tanh on the outermost block. `train_input_size`: the block's input size at the training
+    size, which picks ResizeConv's faster formulation."""
 
     def __init__(self, in_channels, out_channels, norm, outermost, upsample="transpose", padding_type="zero",
                  train_input_size=None):

@@ -28,6 +28,9 @@ class Model(abc.ABC):
     summary = ""
     # Values of the shared flags whose default depends on the model (norm, padding_type, lambda_GAN).
     defaults = {}
+    # {flag: value} every run had before the flag was recorded: what a checkpoint that does not
+    # record the flag was trained with (the default may have changed since).
+    predates = {}
     # Flags (or derived values, see `derived`) that change each network's weights.
     generator_arch = ()
     discriminator_arch = ()

@@ -719,8 +719,12 @@ def save_resolved_config(cfg, path):
 
 def apply_recorded_flags(cfg, recorded, source):
     """Take the recorded training flags into `cfg`; a flag given on the command line or in the
-    config file with another value is a UserError naming both."""
-    for name, value in migrate(recorded).items():
+    config file with another value is a UserError naming both. A record older than one of its
+    model's flags holds the value every run had before that flag (the model's `predates`)."""
+    recorded = migrate(recorded)
+    model = _models().get(recorded.get("model", cfg.model))
+    recorded = {**(model.predates if model else {}), **recorded}
+    for name, value in recorded.items():
         if not hasattr(cfg, name):
             continue
         if name in cfg.given_flags and getattr(cfg, name) != value:
