@@ -223,8 +223,67 @@ def measure_serve(size, requests_per_client):
     return {"size": size, "rows": rows}
 
 
+def measure_tensorboard(size, blocks, steps_per_block):
+    """The training step (full-size networks, batch 1) alone and followed by the trainer's TensorBoard
+    point (every loss, both learning rates, seconds per step: --print_interval 1, the worst case),
+    in alternating blocks of `steps_per_block` steps; also the logging calls timed alone, and one
+    epoch's sample grid (input | generated | target at `size`) written as an image."""
+    graph_context()
+    from mindspore import Tensor
+    from src.models import registry
+    from src.utils.lr import learning_rates
+    from src.utils.tensorboard_log import TrainingBoard
+    cfg = model_cfg(size)
+    netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
+    total = 2 * blocks * steps_per_block + 1
+    step = registry.build_train_step(cfg, netG, netD, learning_rates("constant", 2e-4, total, 1, 0, 1))
+    step.set_train(True)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.uniform(-1, 1, (1, cfg.input_nc, size, size)).astype(np.float32))
+    y = Tensor(rng.uniform(-1, 1, (1, cfg.output_nc, size, size)).astype(np.float32))
+    noise = Tensor(rng.random((1, max(1, netG.dropout_noise_size)), dtype=np.float32))
+    step(x, y, noise)[0].asnumpy()  # compiles and allocates
+    names = registry.loss_names(cfg)
+    board = TrainingBoard(tempfile.mkdtemp(prefix="bench_tensorboard_"), 0)
+    grid = (rng.random((size, 3 * size + 8, 3)) * 255).astype(np.uint8)
+    times, logging, images, global_step = {False: [], True: []}, [], [], 0
+    for block in range(2 * blocks):
+        with_board = block % 2 == 1
+        for _ in range(steps_per_block):
+            started = time.perf_counter()
+            values = [float(v.asnumpy()) for v in step(x, y, noise)]
+            global_step += 1
+            if with_board:
+                logged = time.perf_counter()
+                board.progress(global_step, dict(zip(names, values)), {"G": 2e-4, "D": 2e-4}, logged - started)
+                logging.append(time.perf_counter() - logged)
+            times[with_board].append(time.perf_counter() - started)
+        if with_board:
+            started = time.perf_counter()
+            board.samples(global_step, grid)
+            images.append(time.perf_counter() - started)
+    board.close()
+    without, with_ = (float(np.median(times[flag])) for flag in (False, True))
+    return {"size": size, "blocks": blocks, "steps_per_block": steps_per_block,
+            "step_without_s": without, "step_with_s": with_, "ratio": with_ / without,
+            "point_us": 1e6 * float(np.mean(logging)), "image_ms": 1e3 * float(np.median(images))}
+
+
+def tensorboard_markdown(result):
+    return [f"## TensorBoard logging (`--measure tensorboard {result['size']} {result['blocks']} "
+            f"{result['steps_per_block']}`)", "",
+            f"The training step at {result['size']}x{result['size']} (full-size networks, batch 1) alone and "
+            "followed by the trainer's TensorBoard point at every step (every loss, both learning rates, "
+            f"seconds per step: `--print_interval 1`, the worst case), in {2 * result['blocks']} alternating "
+            f"blocks of {result['steps_per_block']} steps in one process.", "",
+            "| step alone, median s | step + TensorBoard point, median s | ratio | one point, µs (mean) "
+            "| one sample grid image, ms |", "| --- | --- | --- | --- | --- |",
+            f"| {result['step_without_s']:.4f} | {result['step_with_s']:.4f} | {result['ratio']:.3f} "
+            f"| {result['point_us']:.0f} | {result['image_ms']:.1f} |"]
+
+
 MEASURES = {"train": measure_train_step, "pipeline": measure_pipeline, "mindir": measure_mindir,
-            "tiled": measure_tiled, "serve": measure_serve}
+            "tiled": measure_tiled, "serve": measure_serve, "tensorboard": measure_tensorboard}
 
 
 def run_isolated(kind, *args, env=None):
@@ -411,7 +470,10 @@ def main(argv=None):
     kernels = onednn_kernels(args.uncapped_size)
     uncapped = [(name, run_isolated("train", args.uncapped_size, args.uncapped_steps, "pix2pix", env=env)[0])
                 for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
+    print("TensorBoard logging: the step with and without it ...", flush=True)
+    board = run_isolated("tensorboard", 64, 20, 10)[0]
     text = markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped)
+    text += "\n" + "\n".join(tensorboard_markdown(board)) + "\n"
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
