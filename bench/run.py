@@ -269,17 +269,15 @@ def measure_tensorboard(size, blocks, steps_per_block):
             "point_us": 1e6 * float(np.mean(logging)), "image_ms": 1e3 * float(np.median(images))}
 
 
-def tensorboard_markdown(result):
-    return [f"## TensorBoard logging (`--measure tensorboard {result['size']} {result['blocks']} "
-            f"{result['steps_per_block']}`)", "",
-            f"The training step at {result['size']}x{result['size']} (full-size networks, batch 1) alone and "
-            "followed by the trainer's TensorBoard point at every step (every loss, both learning rates, "
-            f"seconds per step: `--print_interval 1`, the worst case), in {2 * result['blocks']} alternating "
-            f"blocks of {result['steps_per_block']} steps in one process.", "",
-            "| step alone, median s | step + TensorBoard point, median s | ratio | one point, µs (mean) "
-            "| one sample grid image, ms |", "| --- | --- | --- | --- | --- |",
-            f"| {result['step_without_s']:.4f} | {result['step_with_s']:.4f} | {result['ratio']:.3f} "
-            f"| {result['point_us']:.0f} | {result['image_ms']:.1f} |"]
+def tensorboard_markdown(results):
+    return ["## TensorBoard logging (`--measure tensorboard SIZE BLOCKS STEPS`)", "",
+            "The training step (full-size networks, batch 1) alone and followed by the trainer's TensorBoard "
+            "point at every step (every loss, both learning rates, seconds per step: `--print_interval 1`, "
+            "the worst case), in alternating blocks of steps in one process.", "",
+            "| size | blocks x steps, each way | step alone, median s | step + point, median s | ratio "
+            "| one point, ms (mean) | one sample grid image, ms |", "| --- | --- | --- | --- | --- | --- | --- |"] + [
+        f"| {r['size']} | {r['blocks']} x {r['steps_per_block']} | {r['step_without_s']:.4f} | {r['step_with_s']:.4f} "
+        f"| {r['ratio']:.3f} | {r['point_us'] / 1000:.2f} | {r['image_ms']:.1f} |" for r in results]
 
 
 MEASURES = {"train": measure_train_step, "pipeline": measure_pipeline, "mindir": measure_mindir,
@@ -421,7 +419,9 @@ def main(argv=None):
                         help="training sizes (default: 256 64)")
     parser.add_argument("--models", nargs="+", default=["pix2pix"], choices=["pix2pix", "pix2pixcc"],
                         help="models to time (default: pix2pix)")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps after compilation (default: 20)")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="timed steps after compilation; also the blocks of 10 steps each way of the "
+                             "TensorBoard measurement, at the smallest size (default: 20)")
     parser.add_argument("--pipeline_images", type=int, default=64,
                         help="images through the data pipeline per measurement (default: 64)")
     parser.add_argument("--mindir_size", type=int, default=256, help="inference size (default: 256)")
@@ -471,9 +471,9 @@ def main(argv=None):
     uncapped = [(name, run_isolated("train", args.uncapped_size, args.uncapped_steps, "pix2pix", env=env)[0])
                 for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
     print("TensorBoard logging: the step with and without it ...", flush=True)
-    board = run_isolated("tensorboard", 64, 20, 10)[0]
+    board = run_isolated("tensorboard", min(args.sizes), args.steps, 10)[0]
     text = markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped)
-    text += "\n" + "\n".join(tensorboard_markdown(board)) + "\n"
+    text += "\n" + "\n".join(tensorboard_markdown([board])) + "\n"
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
