@@ -71,7 +71,7 @@ class TimedStep:
         from mindspore import Tensor
         from src.models import registry
         from src.utils.lr import learning_rates
-        cfg = model_cfg(size, model, flags)
+        self.cfg = cfg = model_cfg(size, model, flags)
         netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
         self.step = registry.build_train_step(cfg, netG, netD,
                                               learning_rates("linear", 2e-4, total_steps, 1, 1, 2))
@@ -88,9 +88,12 @@ class TimedStep:
         return time.perf_counter() - started
 
     def __call__(self):
-        self.step(*self.inputs)[0].asnumpy()
+        """One step; returns its outputs (the losses)."""
+        outputs = self.step(*self.inputs)
+        outputs[0].asnumpy()
         self.done += 1
         self.step.average_weights(self.done)
+        return outputs
 
 
 def measure_train_step(size, steps, model):
@@ -272,9 +275,57 @@ def measure_serve(size, requests_per_client):
     return {"size": size, "rows": rows}
 
 
+def measure_tensorboard(size, blocks, steps_per_block):
+    """The training step (full-size networks, batch 1) alone and followed by the trainer's TensorBoard
+    point (every loss, both learning rates, seconds per step: --print_interval 1, the worst case),
+    in alternating blocks of `steps_per_block` steps; also the logging calls timed alone, and one
+    epoch's sample grid (input | generated | target at `size`) written as an image."""
+    graph_context()
+    from src.models import registry
+    from src.utils.tensorboard_log import TrainingBoard
+    step = TimedStep(size, total_steps=2 * blocks * steps_per_block + 1)
+    step()  # compiles and allocates
+    names = registry.loss_names(step.cfg)
+    rng = np.random.default_rng(0)
+    board = TrainingBoard(tempfile.mkdtemp(prefix="bench_tensorboard_"), 0)
+    grid = (rng.random((size, 3 * size + 8, 3)) * 255).astype(np.uint8)
+    times, logging, images, global_step = {False: [], True: []}, [], [], 0
+    for block in range(2 * blocks):
+        with_board = block % 2 == 1
+        for _ in range(steps_per_block):
+            started = time.perf_counter()
+            values = [float(v.asnumpy()) for v in step()]
+            global_step += 1
+            if with_board:
+                logged = time.perf_counter()
+                board.progress(global_step, dict(zip(names, values)), {"G": 2e-4, "D": 2e-4}, logged - started)
+                logging.append(time.perf_counter() - logged)
+            times[with_board].append(time.perf_counter() - started)
+        if with_board:
+            started = time.perf_counter()
+            board.samples(global_step, grid)
+            images.append(time.perf_counter() - started)
+    board.close()
+    without, with_ = (float(np.median(times[flag])) for flag in (False, True))
+    return {"size": size, "blocks": blocks, "steps_per_block": steps_per_block,
+            "step_without_s": without, "step_with_s": with_, "ratio": with_ / without,
+            "point_us": 1e6 * float(np.mean(logging)), "image_ms": 1e3 * float(np.median(images))}
+
+
+def tensorboard_markdown(results):
+    return ["## TensorBoard logging (`--measure tensorboard SIZE BLOCKS STEPS`)", "",
+            "The training step (full-size networks, batch 1) alone and followed by the trainer's TensorBoard "
+            "point at every step (every loss, both learning rates, seconds per step: `--print_interval 1`, "
+            "the worst case), in alternating blocks of steps in one process.", "",
+            "| size | blocks x steps, each way | step alone, median s | step + point, median s | ratio "
+            "| one point, ms (mean) | one sample grid image, ms |", "| --- | --- | --- | --- | --- | --- | --- |"] + [
+        f"| {r['size']} | {r['blocks']} x {r['steps_per_block']} | {r['step_without_s']:.4f} | {r['step_with_s']:.4f} "
+        f"| {r['ratio']:.3f} | {r['point_us'] / 1000:.2f} | {r['image_ms']:.1f} |" for r in results]
+
+
 MEASURES = {"train": measure_train_step, "variants": measure_step_variants, "pipeline": measure_pipeline,
-            "mindir": measure_mindir,
-            "tiled": measure_tiled, "serve": measure_serve}
+            "mindir": measure_mindir, "tiled": measure_tiled, "serve": measure_serve,
+            "tensorboard": measure_tensorboard}
 
 
 def run_isolated(kind, *args, env=None):
@@ -456,7 +507,9 @@ def main(argv=None):
                         help="training sizes (default: 256 64)")
     parser.add_argument("--models", nargs="+", default=["pix2pix"], choices=["pix2pix", "pix2pixcc"],
                         help="models to time (default: pix2pix)")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps after compilation (default: 20)")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="timed steps after compilation; also the blocks of 10 steps each way of the "
+                             "TensorBoard measurement, at the smallest size (default: 20)")
     parser.add_argument("--variant_steps", type=int, default=10,
                         help="steps per trial of each step variant, a multiple of --ema_every (default: 10)")
     parser.add_argument("--variant_trials", type=int, default=5,
@@ -513,7 +566,10 @@ def main(argv=None):
     kernels = onednn_kernels(args.uncapped_size)
     uncapped = [(name, run_isolated("train", args.uncapped_size, args.uncapped_steps, "pix2pix", env=env)[0])
                 for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
+    print("TensorBoard logging: the step with and without it ...", flush=True)
+    board = run_isolated("tensorboard", min(args.sizes), args.steps, 10)[0]
     text = markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped, variants)
+    text += "\n" + "\n".join(tensorboard_markdown([board])) + "\n"
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -14,11 +14,12 @@ from src.export import recorded_flags
 from src.models import registry
 from src.models.train_step import AverageAcrossRanks, running_statistics
 from src.utils import checkpoint
-from src.utils.config import CONFIG_FILE, save_resolved_config
+from src.utils.config import CONFIG_FILE, resolved_flags, save_resolved_config
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
 from src.utils.report import LossLog, save_sample_grid
+from src.utils.tensorboard_log import TrainingBoard
 from src.validation import Validator
 
 
@@ -85,9 +86,9 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.epoch_num
         self.netG = registry.build_generator(cfg)
         self.netD = registry.build_discriminator(cfg)
-        rates = learning_rates(cfg.lr_policy, cfg.lr, self.steps_per_epoch, cfg.n_epochs,
-                               cfg.n_epochs_decay, cfg.epoch_num)
-        self.step_cell = registry.build_train_step(cfg, self.netG, self.netD, rates)
+        self.rates = learning_rates(cfg.lr_policy, cfg.lr, self.steps_per_epoch, cfg.n_epochs,
+                                    cfg.n_epochs_decay, cfg.epoch_num)
+        self.step_cell = registry.build_train_step(cfg, self.netG, self.netD, self.rates)
         self.step_cell.set_train(True)
         self.arch = {"model": cfg.model, **registry.arch(cfg, "generator"),
                      **{f"D_{k}": v for k, v in registry.arch(cfg, "discriminator").items()}}
@@ -100,6 +101,8 @@ class Trainer:
             raise UserError(f"the resume state in {cfg.ckpt_dir} is at step {self.start_step}, past "
                             f"the {self.total_steps} steps of this run; raise --epoch_num")
         self.loss_log = LossLog(cfg.loss_show_dir, registry.loss_names(cfg))
+        self.board = None
+        self.interval_seconds, self.interval_steps = 0.0, 0  # the steps since the last TensorBoard point
         self.averaged_G = None
         self.validator = (Validator(cfg, self._generator_weights, self.val_pairs)
                           if cfg.val_data_dir and cfg.val_interval and self.ranks.is_main else None)
@@ -129,16 +132,30 @@ class Trainer:
             save_resolved_config(cfg, os.path.join(cfg.ckpt_dir, CONFIG_FILE))
             if self.validator:
                 self.validator.start(self.start_step // self.steps_per_epoch)
+            if cfg.tensorboard_dir:
+                self.board = TrainingBoard(cfg.tensorboard_dir, self.start_step)
+                self.board.start(self.start_step, resolved_flags(cfg))
+        try:
+            return self._train()
+        finally:
+            if self.board:
+                self.board.close()
+
+    def _train(self):
+        cfg, main = self.cfg, self.ranks.is_main
         print(f"rank {self.ranks.rank}/{self.ranks.size}: {len(self.pairs)} pairs, "
               f"{self.steps_per_epoch} steps per epoch, {cfg.epoch_num} epochs, "
               f"starting at step {self.start_step}", flush=True)
         dataset = train_dataset(self.pairs, cfg, self.netG.dropout_noise_size, self.ranks.size,
                                 self.ranks.rank, self.start_step)
         step, timed_from = self.start_step, None
+        ready = time.perf_counter()
         for source, target, noise in dataset.create_tuple_iterator(num_epochs=1):
             values = [float(v.asnumpy()) for v in self.step_cell(source, target, noise)]
             step += 1
             self.step_cell.average_weights(step)
+            self.interval_seconds += time.perf_counter() - ready  # the batch's loading included
+            self.interval_steps += 1
             if timed_from is None:  # time from the second step: the first one warms up
                 timed_from = (time.time(), step)
             self._check_finite(values, step)
@@ -150,14 +167,19 @@ class Trainer:
                     print(warning, flush=True)
             if step % cfg.print_interval == 0 or step == self.total_steps:
                 self._print_progress(step, epoch, values, timed_from)
+                if self.board:
+                    self._log_progress(step, values)
             if step % self.steps_per_epoch == 0:
                 self._end_epoch(step, epoch)
             elif cfg.save_checkpoint_steps and step % cfg.save_checkpoint_steps == 0:
                 self.step_cell.average_weights(step, catch_up=True)
                 self._average_statistics()
                 if main:
-                    checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
+                    self._save_resume_state(step)
+            ready = time.perf_counter()
         self._average_statistics()
+        if self.board and step > self.start_step:
+            self.board.finish(step)
         print(f"rank {self.ranks.rank}: parameter fingerprint {self._fingerprint()}", flush=True)
         if main:
             print(f"done: checkpoints in {os.path.abspath(cfg.ckpt_dir)}, samples in "
@@ -189,6 +211,21 @@ class Trainer:
             raise UserError(f"training diverged at step {step}: {bad}; check the data for NaN/inf "
                             "or lower --lr (the last good checkpoint is kept)")
 
+    def _log_progress(self, step, values):
+        """Losses, both networks' learning rate (one schedule) and the mean time of the steps since the
+        last point (the step with its data; not the epoch-end work) to TensorBoard."""
+        seconds = self.interval_seconds / self.interval_steps
+        self.interval_seconds, self.interval_steps = 0.0, 0
+        rate = float(self.rates[step - 1])
+        self.board.progress(step, dict(zip(registry.loss_names(self.cfg), values)), {"G": rate, "D": rate}, seconds)
+
+    def _save_resume_state(self, step):
+        """The resume state, after the TensorBoard events so far are on disk: a run resumed from it
+        continues them without a gap."""
+        if self.board:
+            self.board.flush()
+        checkpoint.save_resume_state(self.cfg.ckpt_dir, self.step_cell, step, self.arch)
+
     def _print_progress(self, step, epoch, values, timed_from):
         names = registry.loss_names(self.cfg)
         since, first = timed_from
@@ -206,17 +243,21 @@ class Trainer:
         self._average_statistics()
         if not self.ranks.is_main:
             return
-        self._save_samples(epoch)
+        grid = self._save_samples(epoch)
         self.loss_log.plot(os.path.join(cfg.loss_show_dir, "loss_curve.png"))
+        if self.board:
+            self.board.samples(step, grid)
         if self.validator and self.validator.due(epoch):
-            self.validator.run(epoch, step)
+            means = self.validator.run(epoch, step)
+            if self.board:
+                self.board.validation(step, means)
         if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
             checkpoint.save_network(self._generator_weights(), os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
                                     {"model": cfg.model, **registry.arch(cfg, "generator")},
                                     config=recorded_flags(cfg))
             checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
                                     {"model": cfg.model, **registry.arch(cfg, "discriminator")})
-            checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
+            self._save_resume_state(step)
             print(f"epoch {epoch}: saved Generator_{epoch}.ckpt, Discriminator_{epoch}.ckpt and the "
                   f"resume state in {cfg.ckpt_dir}", flush=True)
 
@@ -234,8 +275,8 @@ class Trainer:
         self.netG.set_train(False)
         fake = self.netG(Tensor(source)).asnumpy()
         self.netG.set_train(True)
-        save_sample_grid(os.path.join(self.cfg.train_fakeimg_dir, f"epoch_{epoch:03d}.png"),
-                         source, fake, target)
+        return save_sample_grid(os.path.join(self.cfg.train_fakeimg_dir, f"epoch_{epoch:03d}.png"),
+                                source, fake, target)
 
 
 def train(cfg):

@@ -32,6 +32,7 @@ def test_bench_writes_every_table(tmp_path):
     assert "Reference-kernel convolutions: none." in text
     assert re.search(r"\| ONEDNN_MAX_CPU_ISA=ALL \| 32 \| \d+\.\d{3} \|", text)
     assert re.search(r"\| compile \(largest size\) \| [\d.]+ s \| <= 5.0 s \| (yes|no) \|", text)
+    assert re.search(r"\| 32 \| 2 x 10 \| \d+\.\d{4} \| \d+\.\d{4} \| \d+\.\d{3} \| \d+\.\d\d \|", text)  # TensorBoard
 
 
 def test_compare_revisions_times_each_revision_in_one_table(tmp_path):

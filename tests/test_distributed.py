@@ -12,6 +12,7 @@ import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import Tensor
+from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import REPO, run_entry, tiny_train_args, write_ab_folder
 from src.models import registry
@@ -89,6 +90,11 @@ def test_only_rank_0_writes(two_workers):
     assert sorted(os.listdir(run_dir / "img")) == ["epoch_001.png", "epoch_002.png"]
     assert "saved Generator" in logs[0] and "saved Generator" not in logs[1]
     assert logs[0].count("validation on 2 pairs") == 2 and "validation" not in logs[1]
+    events, = os.listdir(run_dir / "tensorboard")  # one set of TensorBoard logs, rank 0's, by global step
+    reader = event_accumulator.EventAccumulator(str(run_dir / "tensorboard"))
+    reader.Reload()
+    assert [e.step for e in reader.Scalars("loss/loss_G")] == list(range(1, 7))
+    assert [e.step for e in reader.Scalars("val/L1")] == [3, 6]
 
 
 def assert_trains_like_one_process(data, ckpt_dir, single_ckpt_dir):

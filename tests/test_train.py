@@ -86,8 +86,9 @@ def test_losses_fall_on_a_learnable_toy_task(tmp_path):
     out = str(tmp_path / "out")
     result = run_entry("train.py", tiny_train_args(
         data, out, "--n_epochs", "25", "--n_epochs_decay", "0", "--lr", "0.001", "--no_flip", "True",
-        "--print_interval", "25"))
+        "--print_interval", "25", "--tensorboard_dir", ""))
     assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["ckpt", "img", "loss"]  # --tensorboard_dir '': no event files
     rows = read_losses(out)
     assert len(rows) == 100
     l1 = np.array([float(r["loss_G_L1"]) for r in rows])

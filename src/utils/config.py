@@ -313,6 +313,12 @@ def _add_train_output(parser):
                             "weights, optimiser state, epoch and step (default: %(default)s)")
     group.add_argument("--print_interval", type=positive_int, default=10,
                        help="print a progress line every this many steps (default: %(default)s)")
+    group.add_argument("--tensorboard_dir", default=None,
+                       help="TensorBoard event files to watch the run live with tensorboard --logdir: "
+                            "losses, learning rates and seconds per step every --print_interval, "
+                            "validation metrics, each epoch's sample grid, the flags (as text and "
+                            "hparams); rank 0 writes them, --resume continues them; '' turns them off; "
+                            "default: tensorboard/ beside --loss_show_dir (./results/tensorboard)")
 
 
 # --best_metric's choices, and whether a lower value is better.
@@ -706,12 +712,17 @@ def _given_flags(entry, argv):
     return frozenset(vars(_lenient(build_parser(entry)).parse_known_args(argv)[0])) - {"config_path"}
 
 
+def resolved_flags(cfg):
+    """{flag: value} of every flag of this run's entry point, as the command ends up using it."""
+    return {action.dest: getattr(cfg, action.dest) for action in _flags_of(cfg.entry)}
+
+
 def save_resolved_config(cfg, path):
     """Write every flag of this run's entry point, after the config file, the command line,
     defaults and derived values, as YAML: `python <entry>.py --config_path <path>` repeats it."""
     import yaml
     from src.utils.checkpoint import atomic_write_text
-    values = {action.dest: getattr(cfg, action.dest) for action in _flags_of(cfg.entry)}
+    values = resolved_flags(cfg)
     header = f"# Resolved flags of a {cfg.entry}.py run: python {cfg.entry}.py --config_path {os.path.basename(path)}\n"
     atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
     return path
@@ -758,6 +769,8 @@ def validate(cfg):
     if cfg.device_target == "CPU" and cfg.amp_level != "O0":
         raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
     _resolve_validation(cfg)
+    if cfg.tensorboard_dir is None:
+        cfg.tensorboard_dir = os.path.join(os.path.dirname(os.path.normpath(cfg.loss_show_dir)), "tensorboard")
     from src.dataset.transforms import resolve_flip  # the data layer owns its augmentation rules
     resolve_flip(cfg)
 

@@ -25,12 +25,13 @@ def image_row(panels_chw, gap=4):
 
 
 def save_sample_grid(path, inputs, fakes, targets):
-    """One row per sample: input | generated | target (NCHW batches in [-1, 1])."""
+    """One row per sample: input | generated | target (NCHW batches in [-1, 1]); returns the grid."""
     rows = [image_row((inp, fake, tgt)) for inp, fake, tgt in zip(inputs, fakes, targets)]
     gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
     grid = np.concatenate([part for row in rows for part in (row, gap)][:-1], axis=0)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_image(path, grid)
+    return grid
 
 
 def _colour_scale(image, scaling):
