@@ -51,6 +51,18 @@ def test_eval_writes_predictions_metrics_and_report(model, tmp_path):
     assert "L1" in result.stdout and "report.pdf" in result.stdout
 
 
+def test_eval_takes_ab_images_with_non_square_halves(model, tmp_path):
+    """An AB image 96x40 is two 48x40 halves: predictions and collages keep that size."""
+    _, ckpt, _ = model
+    data = write_ab_folder(str(tmp_path / "wide"), 2, size=40, width=48)
+    result = run_entry("eval.py", ["--val_data_dir", data, "--ckpt", ckpt, *MODEL_FLAGS,
+                                   "--predict_dir", tmp_path / "pred", "--report_dir", tmp_path / "report"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {Image.open(tmp_path / "pred" / name).size for name in os.listdir(data)} == {(48, 40)}
+    with open(tmp_path / "report" / "metrics.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+
+
 def exported_and_reference(model, tmp_path, file_format, suffix, sizes=((32, 32),), flags=MODEL_FLAGS):
     """(exported file, [input of each size], [the checkpoint's output for it]): a graph of batch 2,
     so with the running batch-norm statistics (per-image statistics export batch 1 only)."""
