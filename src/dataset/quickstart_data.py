@@ -45,11 +45,14 @@ def ab_crops(image, count, size, rng):
 
 
 def build(out, crops, size, test_crops, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, names, count in (("train", TRAIN_PHOTOS, crops), ("test", TEST_PHOTOS, test_crops)):
+    """Each photograph's crops come from its own random stream, so the test pairs do not depend
+    on --crops, and fewer training crops are the first of more."""
+    splits = (("train", TRAIN_PHOTOS, crops), ("test", TEST_PHOTOS, test_crops))
+    for number, (split, names, count) in enumerate(splits):
         os.makedirs(os.path.join(out, split), exist_ok=True)
         os.makedirs(os.path.join(out, f"{split}_inputs"), exist_ok=True)
-        for name in names:
+        for photo, name in enumerate(names):
+            rng = np.random.default_rng([seed, number, photo])
             for index, (ab, grey) in enumerate(ab_crops(photograph(name), count, size, rng)):
                 ab.save(os.path.join(out, split, f"{name}_{index:03d}.png"))
                 grey.save(os.path.join(out, f"{split}_inputs", f"{name}_{index:03d}.png"))
