@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a trained, evaluated and exported model, offline:
-# grey -> colour on photographs that scikit-image ships. About three minutes on a 2-core CPU
+# grey -> colour on photographs that scikit-image ships. About two minutes on a 2-core CPU
 # after the install (it prints its estimate first and the time it took last).
 # QUICKSTART_EPOCHS, QUICKSTART_CROPS, QUICKSTART_DIR and P2P_SKIP_INSTALL=1 shrink or redirect it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 OUT="${QUICKSTART_DIR:-./results/quickstart}"
-EPOCHS="${QUICKSTART_EPOCHS:-8}"
+EPOCHS="${QUICKSTART_EPOCHS:-4}"
 CROPS="${QUICKSTART_CROPS:-40}"
 TRAIN_PHOTOS=5  # the training photographs of src/dataset/quickstart_data.py, one step per crop
 STEPS=$(( EPOCHS * CROPS * TRAIN_PHOTOS ))

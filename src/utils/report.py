@@ -59,7 +59,8 @@ def image_row(panels_chw, gap=4, labels=None):
 
 
 def stack_rows(rows, gap=4):
-    """Rows (uint8 HWC, the same width) one above the other with `gap` white pixels between."""
+    """Rows (uint8 RGB HWC) one above the other, `gap` white pixels between, narrower ones padded
+    white on the right."""
     width = max(row.shape[1] for row in rows)
     parts = []
     for row in rows:
