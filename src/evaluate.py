@@ -17,7 +17,7 @@ from src.dataset.pairs import (check_same_size, data_format, load_target, side_p
                                write_prediction)
 from src.dataset.transforms import resize_chw
 from src.utils.metrics import compute_metrics, metrics_for, physical_metrics, summarise
-from src.utils.report import image_row, write_science_figure
+from src.utils.report import COLLAGE_LABELS, INPUT_ONLY_LABELS, image_row, write_science_figure
 
 
 def error_panel(prediction, target):
@@ -26,10 +26,11 @@ def error_panel(prediction, target):
 
 
 def collage(source, target, prediction):
-    """input | target | prediction | absolute error (uint8 RGB); without a target, input | prediction."""
+    """input | target | generated | absolute error (uint8 RGB) under column labels; without a
+    target, input | generated."""
     if target is None:
-        return image_row((source, prediction))
-    return image_row((source, target, prediction, error_panel(prediction, target)))
+        return image_row((source, prediction), labels=INPUT_ONLY_LABELS)
+    return image_row((source, target, prediction, error_panel(prediction, target)), labels=COLLAGE_LABELS)
 
 
 def write_collage(path, pair, cfg, source, target, target_physical, restored):
@@ -213,7 +214,7 @@ def write_pdf_report(rows, summary, collage_dir, path, cfg):
         for axis, (label, row) in zip(axes, picks):
             axis.imshow(Image.open(os.path.join(collage_dir, os.path.splitext(row["name"])[0] + ".png")))
             axis.set_title(f"{label}: {row['name']}  L1 {row['L1']:.3f}  PSNR {row['PSNR']:.2f}  "
-                           f"SSIM {row['SSIM']:.3f}   (input | target | prediction | |error|)", fontsize=8)
+                           f"SSIM {row['SSIM']:.3f}", fontsize=8)
             axis.axis("off")
         pdf.savefig(fig)
         plt.close(fig)

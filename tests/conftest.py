@@ -22,13 +22,15 @@ def colour_transform(a):
     return 255 - a[:, :, ::-1]
 
 
-def write_ab_folder(folder, count, size=40, seed=0, channels=3, transform=colour_transform):
-    """`count` AB images (size x 2*size) whose right half is `transform` of the smooth left half."""
+def write_ab_folder(folder, count, size=40, seed=0, channels=3, transform=colour_transform, width=None):
+    """`count` AB images (height `size`, each half `width` wide, default `size`: square halves)
+    whose right half is `transform` of the smooth left half."""
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
+    width = width or size
     for index in range(count):
-        coarse = (rng.random((size // 8, size // 8, 3)) * 255).astype(np.uint8)
-        left = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BILINEAR))
+        coarse = (rng.random((size // 8, width // 8, 3)) * 255).astype(np.uint8)
+        left = np.asarray(Image.fromarray(coarse).resize((width, size), Image.BILINEAR))
         right = transform(left)
         ab = np.concatenate([left, right], axis=1)
         image = Image.fromarray(np.ascontiguousarray(ab))

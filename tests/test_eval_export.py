@@ -51,6 +51,36 @@ def test_eval_writes_predictions_metrics_and_report(model, tmp_path):
     assert "L1" in result.stdout and "report.pdf" in result.stdout
 
 
+@pytest.mark.parametrize("size", [32, 72, 256])
+def test_collage_columns_are_labelled_over_their_panels_and_kept_once_in_a_stack(size):
+    from src.evaluate import collage
+    from src.utils.report import LABEL_BAND, stack_labelled_strips
+    panels = np.random.default_rng(0).uniform(-1, 1, (3, 3, size, size)).astype(np.float32)
+    strip = collage(panels[0], panels[1], panels[2])
+    assert strip.shape == (LABEL_BAND + size, 4 * size + 3 * 4, 3)
+    band = strip[:LABEL_BAND].min(axis=2)
+    for column in range(4):  # dark text over each panel, none over the gaps between them
+        left = column * (size + 4)
+        assert band[:, left:left + size].min() < 100
+        assert column == 3 or band[:, left + size:left + size + 4].min() == 255
+    stacked = stack_labelled_strips([strip, strip, strip], gap=4)
+    assert stacked.shape[0] == LABEL_BAND + 3 * size + 2 * 4
+    np.testing.assert_array_equal(stacked[:LABEL_BAND + size], strip)
+    np.testing.assert_array_equal(stacked[LABEL_BAND + size + 4:LABEL_BAND + 2 * size + 4], strip[LABEL_BAND:])
+
+
+def test_eval_takes_ab_images_with_non_square_halves(model, tmp_path):
+    """An AB image 96x40 is two 48x40 halves: predictions and collages keep that size."""
+    _, ckpt, _ = model
+    data = write_ab_folder(str(tmp_path / "wide"), 2, size=40, width=48)
+    result = run_entry("eval.py", ["--val_data_dir", data, "--ckpt", ckpt, *MODEL_FLAGS,
+                                   "--predict_dir", tmp_path / "pred", "--report_dir", tmp_path / "report"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {Image.open(tmp_path / "pred" / name).size for name in os.listdir(data)} == {(48, 40)}
+    with open(tmp_path / "report" / "metrics.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+
+
 def exported_and_reference(model, tmp_path, file_format, suffix, sizes=((32, 32),), flags=MODEL_FLAGS):
     """(exported file, [input of each size], [the checkpoint's output for it]): a graph of batch 2,
     so with the running batch-norm statistics (per-image statistics export batch 1 only)."""

@@ -120,6 +120,16 @@ def test_preprocess_writes_what_eval_feeds_the_network(exported, tmp_path):
     assert [s["original_size"] for s in samples] == [[40, 40]] * 3
 
 
+def test_preprocess_keeps_the_size_of_non_square_ab_halves(exported, tmp_path):
+    flags, _, mindir, _ = exported
+    data = write_ab_folder(str(tmp_path / "wide"), 1, size=40, width=56)
+    result = run_entry("preprocess.py", ["--mindir", mindir, "--dataset_path", data, "--output_path",
+                                         tmp_path / "bins"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    samples = json.loads((tmp_path / "bins" / "samples.json").read_text())["samples"]
+    assert [s["original_size"] for s in samples] == [[40, 56]]
+
+
 def test_the_flow_on_cpu_gives_eval_predictions(exported, tmp_path):
     """run_infer_310.sh with DEVICE_TYPE CPU: preprocess -> build -> infer (Python stand-in) ->
     postprocess; the images and metrics equal eval.py's for the same checkpoint."""

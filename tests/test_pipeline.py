@@ -107,6 +107,38 @@ def test_a_file_without_partner_is_named(tmp_path):
         find_pairs(root)
 
 
+def test_an_ab_image_with_non_square_halves_splits_at_half_its_width(tmp_path):
+    """A 192x80 AB image is two 96x80 halves (as the reference pix2pix splits it); training
+    crops square --crop_size windows from them under either --preprocess."""
+    from PIL import Image
+    from src.dataset.pairs import load_pair
+    ab = np.zeros((80, 192, 3), np.uint8)
+    ab[:, :96] = 50
+    ab[:, 96:] = 200
+    ab[:, 95, 0] = 0  # the last column of A and the first of B mark the split
+    ab[:, 96, 0] = 255
+    Image.fromarray(ab).save(tmp_path / "wide.png")
+    pairs = find_pairs(str(tmp_path))
+    source, target = load_pair(pairs[0], cfg_for())
+    assert source.shape == target.shape == (3, 80, 96)
+    assert source[0, :, -1].max() == -1.0 and target[0, :, 0].min() == 1.0
+    assert np.all(source[1] < 0) and np.all(target[1] > 0)
+    np.testing.assert_array_equal(load_pair(pairs[0], cfg_for(direction="BtoA"))[0], target)
+    for preprocess in ("resize_and_crop", "crop"):
+        sample = TrainSource(pairs, cfg_for(preprocess=preprocess, padding_size=0, max_rotation_angle=0),
+                             noise_size=4)[0]
+        assert sample[0].shape == sample[1].shape == (3, 32, 32)
+
+
+def test_an_ab_image_of_odd_width_is_a_one_line_error_naming_file_and_size(tmp_path):
+    from PIL import Image
+    from src.dataset.pairs import load_pair
+    from src.utils.errors import UserError
+    Image.new("RGB", (191, 80)).save(tmp_path / "odd.png")
+    with pytest.raises(UserError, match=r"odd\.png: .*width must be even.* 191x80$"):
+        load_pair(find_pairs(str(tmp_path))[0], cfg_for())
+
+
 def test_resize_stays_in_the_channel_range_where_bicubic_overshoots():
     """A hard black/white edge overshoots under bicubic resampling (to about +-1.02 unclamped);
     the resize keeps each channel within its own range, as the reference's 8-bit resize does,

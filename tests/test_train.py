@@ -148,15 +148,16 @@ def corrupt_folder(folder):
         handle.write(b"\x89PNG\r\n\x1a\n this is not an image")
 
 
-def not_ab_folder(folder):
+def odd_width_ab_folder(folder):
     write_ab_folder(folder, 2)
-    Image.new("RGB", (40, 40)).save(os.path.join(folder, "001.png"))
+    Image.new("RGB", (81, 40)).save(os.path.join(folder, "001.png"))  # no middle to split at
 
 
 BAD_INPUTS = {
     "missing dir": (lambda d: None, [], "no such folder"),
     "empty dir": (lambda d: os.makedirs(d), [], "no AB images"),
-    "not AB": (not_ab_folder, [], "width = 2 x height"),
+    "odd AB width": (odd_width_ab_folder, [], "001.png: an AB image is two equal halves side by side, so its "
+                     "width must be even; this one is 81x40"),
     "corrupt image": (corrupt_folder, [], "not a readable image"),
     "crop > load": (lambda d: write_ab_folder(d, 2), ["--crop_size", "64", "--load_size", "36"],
                     "larger than --load_size"),

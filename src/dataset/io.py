@@ -240,15 +240,17 @@ def write_image(path, array):
 
 
 def read_ab_image(path, left_channels, right_channels):
-    """An aligned AB image (A left, B right, width = 2 x height) as two float32 HWC halves."""
+    """An aligned AB image (A left, B right) as two float32 HWC halves, split at half its width
+    as the reference pix2pix splits it: the halves need not be square, the width must be even."""
     try:
         with Image.open(path) as image:
             image.load()
             width, height = image.size
-            if width != 2 * height:
-                raise UserError(f"{path}: an AB image is two squares side by side (width = 2 x "
-                                f"height), this one is {width}x{height}")
-            halves = (image.crop((0, 0, height, height)), image.crop((height, 0, width, height)))
+            if width % 2:
+                raise UserError(f"{path}: an AB image is two equal halves side by side, so its width "
+                                f"must be even; this one is {width}x{height}")
+            half = width // 2
+            halves = (image.crop((0, 0, half, height)), image.crop((half, 0, width, height)))
             return tuple(_to_array(half, channels, path)
                          for half, channels in zip(halves, (left_channels, right_channels)))
     except FileNotFoundError:

@@ -14,6 +14,9 @@ import os
 import numpy as np
 from PIL import Image
 
+from src.dataset.io import write_image
+from src.utils.report import stack_labelled_strips
+
 TRAIN_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 TEST_PHOTOS = ("chelsea", "coffee")
 
@@ -42,11 +45,14 @@ def ab_crops(image, count, size, rng):
 
 
 def build(out, crops, size, test_crops, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, names, count in (("train", TRAIN_PHOTOS, crops), ("test", TEST_PHOTOS, test_crops)):
+    """Each photograph's crops come from its own random stream, so the test pairs do not depend
+    on --crops, and fewer training crops are the first of more."""
+    splits = (("train", TRAIN_PHOTOS, crops), ("test", TEST_PHOTOS, test_crops))
+    for number, (split, names, count) in enumerate(splits):
         os.makedirs(os.path.join(out, split), exist_ok=True)
         os.makedirs(os.path.join(out, f"{split}_inputs"), exist_ok=True)
-        for name in names:
+        for photo, name in enumerate(names):
+            rng = np.random.default_rng([seed, number, photo])
             for index, (ab, grey) in enumerate(ab_crops(photograph(name), count, size, rng)):
                 ab.save(os.path.join(out, split, f"{name}_{index:03d}.png"))
                 grey.save(os.path.join(out, f"{split}_inputs", f"{name}_{index:03d}.png"))
@@ -55,19 +61,15 @@ def build(out, crops, size, test_crops, seed=0):
 
 
 def picture(collages, out, rows=4):
-    """Stack the first `rows` collages (input | target | prediction | error) into one picture."""
+    """`rows` of eval.py's collages (input | target | generated | |error|), spread over the sorted
+    names, one above the other under one band of column labels, enlarged 2x."""
     names = sorted(os.listdir(collages))
     picks = [names[i * len(names) // rows] for i in range(min(rows, len(names)))]
-    images = [Image.open(os.path.join(collages, name)).convert("RGB") for name in picks]
-    width = max(image.width for image in images)
-    sheet = Image.new("RGB", (width, sum(image.height + 4 for image in images)), "white")
-    top = 0
-    for image in images:
-        sheet.paste(image, (0, top))
-        top += image.height + 4
+    strips = [np.asarray(Image.open(os.path.join(collages, name)).convert("RGB")) for name in picks]
+    sheet = Image.fromarray(stack_labelled_strips(strips))
     sheet = sheet.resize((sheet.width * 2, sheet.height * 2), Image.NEAREST)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    sheet.save(out)
+    write_image(out, np.asarray(sheet))
     print(f"results picture: {out}")
 
 
