@@ -131,7 +131,7 @@ def make_client(served, kind, flags=()):
     from src.serve.app import create_app
     from src.serve.model import load_served_model
     cfg = parse_args("serve", [*flags, *SERVE_FLAGS] if flags else ["--mindir", served["models"][kind][0], *SERVE_FLAGS])
-    return TestClient(create_app(load_served_model(cfg), cfg.max_upload_mb))
+    return TestClient(create_app(load_served_model(cfg), cfg))
 
 
 @pytest.fixture(scope="module")
