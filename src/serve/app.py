@@ -43,6 +43,7 @@ WORKER_START_S = 300
 TILE_GRACE_S = 30
 # Swagger UI's files, from the swagger-ui-bundle package: /docs works offline.
 SWAGGER_ROUTE = "/static/swagger"
+SWAGGER_OPENAPI_VERSION = "3.0.3"
 
 OutputFormat = enum.Enum("OutputFormat", {name: name for name in OUTPUT_FORMATS}, type=str)
 Side = enum.Enum("Side", {"input": "input", "target": "target"}, type=str)
@@ -127,6 +128,7 @@ def create_app(model, cfg):
     keyed = [Depends(APIKeyHeader(name="X-API-Key", auto_error=False))] if key else []
     app = FastAPI(title="Pix2Pix (MindSpore)", version="1", docs_url=None, redoc_url=None,
                   description="Translates images with the model that GET /model describes. The web page is at /.")
+    app.openapi_version = SWAGGER_OPENAPI_VERSION  # Swagger UI 4 (swagger-ui-bundle) reads 3.0, not 3.1
     app.state.admission = admission
     app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(BodyLimit, limit=limit_bytes + MULTIPART_ALLOWANCE,
@@ -212,7 +214,8 @@ def create_app(model, cfg):
             "target_format": model.side_format("target"), "input_extensions": list(model.input_extensions()),
             **{f"{side}_scaling": describe_scaling(side_scaling(model.data_cfg, side)) for side in ("input", "target")},
             "max_upload_mb": cfg.max_upload_mb, "max_pixels": cfg.max_pixels, "request_timeout_s": cfg.request_timeout,
-            "max_queue": cfg.max_queue, "api_key": bool(key), "tiling": model.tiling.to_dict()}}
+            "parallel_translations": PARALLEL_JOBS, "max_queue": cfg.max_queue, "api_key": bool(key),
+            "tiling": model.tiling.to_dict()}}
 
     @app.get("/metrics", dependencies=keyed, response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
