@@ -254,7 +254,7 @@ def load_uploads(requests, distinct, rng):
 
 
 def measure_load(requests, clients, deadline_s):
-    """serve.py (default limits) on 127.0.0.1 with the full-size generator's MINDIR under
+    """serve.py (default limits) on 127.0.0.1 with a full-width generator (crop 64) as a MINDIR under
     `clients` concurrent clients sending `requests` uploads in all (load_uploads), stopping
     after `deadline_s`: requests/s, latency percentiles, the server's peak memory, answers by
     status; every good answer is compared with the same upload translated in this process."""
@@ -266,7 +266,7 @@ def measure_load(requests, clients, deadline_s):
     from src.utils.config import parse_args
     graph_context()
     folder = tempfile.mkdtemp(prefix="bench_load_")
-    mindir = exported_full_size(256, folder)
+    mindir = exported_full_size(64, folder)  # ngf = 64 at crop 64: size unit 64, the uploads' scale
     uploads, good = load_uploads(requests, 20, np.random.default_rng(0))
     model = load_served_model(parse_args("serve", ["--mindir", mindir]))
     expected = {name: model.translate(name, content, "png")[0] for name, content in good.items()}
@@ -317,8 +317,8 @@ def measure_load(requests, clients, deadline_s):
 
 
 def load_markdown(load):
-    lines = [f"## Serving under load (serve.py, default limits, full-size generator MINDIR, {load['clients']} "
-             f"concurrent clients)", "",
+    lines = [f"## Serving under load (serve.py, default limits, U-Net ngf = 64 at crop 64 as a MINDIR, "
+             f"{load['clients']} concurrent clients)", "",
              f"{load['requests']} uploads to /translate on 127.0.0.1: good PNGs of 64-128 px (20 different ones), one "
              "in ten declaring 3000x3000 pixels (over the default --max_pixels, refused from the header) and one in "
              "ten malformed. Each good answer was compared with the same upload translated in the bench's own "
