@@ -323,9 +323,118 @@ def tensorboard_markdown(results):
         f"| {r['ratio']:.3f} | {r['point_us'] / 1000:.2f} | {r['image_ms']:.1f} |" for r in results]
 
 
+def load_uploads(requests, distinct, rng):
+    """`requests` (kind, name, bytes) in a shuffled order: good PNGs (`distinct` different ones,
+    64-128 px), and one in ten each of an upload declaring 3000x3000 pixels (over the default
+    --max_pixels) and a malformed one (a truncated PNG, or words named .png)."""
+    import io
+    from PIL import Image
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        return buffer.getvalue()
+    good = []
+    for index in range(distinct):
+        height, width = rng.integers(64, 129, 2)
+        coarse = (rng.random((4, 4, 3)) * 255).astype(np.uint8)
+        good.append((f"good_{index:02d}.png", png(np.asarray(Image.fromarray(coarse).resize((int(width), int(height)))))))
+    oversized = png(np.zeros((3000, 3000), np.uint8))
+    uploads = []
+    for index in range(requests):
+        if index % 10 == 0:
+            uploads.append(("oversized", "bomb.png", oversized))
+        elif index % 10 == 5:
+            uploads.append(("malformed", "cut.png", good[index % distinct][1][:200]) if index % 20 == 5
+                           else ("malformed", "notes.png", b"words, not pixels"))
+        else:
+            uploads.append(("good",) + good[index % distinct])
+    order = rng.permutation(len(uploads))
+    return [uploads[i] for i in order], dict(good)
+
+
+def measure_load(requests, clients, deadline_s):
+    """serve.py (default limits) on 127.0.0.1 with a full-width generator (crop 64) as a MINDIR under
+    `clients` concurrent clients sending `requests` uploads in all (load_uploads), stopping
+    after `deadline_s`: requests/s, latency percentiles, the server's peak memory, answers by
+    status; every good answer is compared with the same upload translated in this process."""
+    import socket
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+    import httpx
+    from src.serve.model import load_served_model
+    from src.utils.config import parse_args
+    graph_context()
+    folder = tempfile.mkdtemp(prefix="bench_load_")
+    mindir = exported_full_size(64, folder)  # ngf = 64 at crop 64: size unit 64, the uploads' scale
+    uploads, good = load_uploads(requests, 20, np.random.default_rng(0))
+    model = load_served_model(parse_args("serve", ["--mindir", mindir]))
+    expected = {name: model.translate(name, content, "png")[0] for name, content in good.items()}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(os.path.join(folder, "server.log"), "w") as log:
+        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--mindir", mindir,
+                                   "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=url, timeout=60, trust_env=False) as client:
+            while server.poll() is None:
+                try:
+                    client.get("/health")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            client.post("/translate", files={"file": next(iter(good.items()))})  # compilation, not timed
+        started = time.perf_counter()
+
+        def send(upload):
+            kind, name, content = upload
+            if time.perf_counter() - started > deadline_s:
+                return kind, "not sent", None, True
+            with httpx.Client(base_url=url, timeout=120, trust_env=False) as client:
+                sent = time.perf_counter()
+                try:
+                    response = client.post("/translate", files={"file": (name, content)})
+                except httpx.HTTPError as err:
+                    return kind, f"no answer ({type(err).__name__})", None, False
+                right = kind != "good" or (response.status_code == 200 and response.content == expected[name])
+                return kind, response.status_code, time.perf_counter() - sent, right
+        with ThreadPoolExecutor(clients) as pool:
+            answers = list(pool.map(send, uploads))
+        elapsed = time.perf_counter() - started
+        with open(f"/proc/{server.pid}/status") as status:
+            peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    latencies = [latency for _, _, latency, _ in answers if latency is not None]
+    return {"requests": requests, "clients": clients, "seconds": elapsed, "requests_per_s": len(latencies) / elapsed,
+            **{f"p{q}_ms": 1000 * float(np.percentile(latencies, q)) for q in (50, 95, 99)},
+            "peak_server_rss_mb": peak_mb, "wrong_translations": sum(not right for kind, _, _, right in answers),
+            "by_status": {f"{kind} {status}": count for (kind, status), count in
+                          sorted(Counter((kind, str(status)) for kind, status, _, _ in answers).items())}}
+
+
+def load_markdown(load):
+    lines = [f"## Serving under load (serve.py, default limits, U-Net ngf = 64 at crop 64 as a MINDIR, "
+             f"{load['clients']} concurrent clients)", "",
+             f"{load['requests']} uploads to /translate on 127.0.0.1: good PNGs of 64-128 px (20 different ones), one "
+             "in ten declaring 3000x3000 pixels (over the default --max_pixels, refused from the header) and one in "
+             "ten malformed. Each good answer was compared with the same upload translated in the bench's own "
+             "process.", "",
+             "| requests/s | p50 ms | p95 ms | p99 ms | peak server RSS MB | wrong translations | seconds |",
+             "| --- | --- | --- | --- | --- | --- | --- |",
+             f"| {load['requests_per_s']:.1f} | {load['p50_ms']:.0f} | {load['p95_ms']:.0f} | {load['p99_ms']:.0f} "
+             f"| {load['peak_server_rss_mb']:.0f} | {load['wrong_translations']} | {load['seconds']:.1f} |", "",
+             "| upload, answer | count |", "| --- | --- |"]
+    lines += [f"| {key} | {count} |" for key, count in load["by_status"].items()]
+    return lines
+
+
 MEASURES = {"train": measure_train_step, "variants": measure_step_variants, "pipeline": measure_pipeline,
             "mindir": measure_mindir, "tiled": measure_tiled, "serve": measure_serve,
-            "tensorboard": measure_tensorboard}
+            "tensorboard": measure_tensorboard, "load": measure_load}
 
 
 def run_isolated(kind, *args, env=None):
@@ -532,6 +641,13 @@ def main(argv=None):
                         help="side of the PNG sent to serve.py (default: 256)")
     parser.add_argument("--serve_requests", type=int, default=10,
                         help="requests each HTTP client sends (default: 10)")
+    parser.add_argument("--load", action="store_true",
+                        help="only the serving load run (--load_requests at --load_clients, bounded by "
+                             "--load_seconds); writes bench/LOAD.md (or --out)")
+    parser.add_argument("--load_requests", type=int, default=200, help="uploads in the load run (default: 200)")
+    parser.add_argument("--load_clients", type=int, default=8, help="its concurrent clients (default: 8)")
+    parser.add_argument("--load_seconds", type=int, default=600,
+                        help="no upload is sent after this many seconds of the load run (default: 600)")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"),
                         help="where to write the table (default: bench/RESULTS.md)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # one isolated measurement
@@ -539,6 +655,9 @@ def main(argv=None):
     if args.measure:
         kind, *values = args.measure
         print(json.dumps(MEASURES[kind](*[v if not v.lstrip("-").isdigit() else int(v) for v in values])))
+        return
+    if args.load:
+        write_load(args)
         return
     info = machine()
     train = []
@@ -576,6 +695,23 @@ def main(argv=None):
     os.replace(tmp, args.out)
     print(text)
     print(f"written to {args.out}")
+
+
+def write_load(args):
+    """The load run alone, as its own Markdown file (bench/LOAD.md by default)."""
+    out = args.out if args.out != os.path.join(REPO, "bench", "RESULTS.md") else os.path.join(REPO, "bench", "LOAD.md")
+    info = machine()
+    print(f"serving under load: {args.load_requests} uploads, {args.load_clients} clients ...", flush=True)
+    load = run_isolated("load", args.load_requests, args.load_clients, args.load_seconds)[0]
+    text = "\n".join(["# Serving under load", "", f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, "
+                      f"{info['cpu']}, Python {info['python']}, MindSpore {info['mindspore']}, {info['date']}. "
+                      "Written by `python bench/run.py --load`.", "", *load_markdown(load)]) + "\n"
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, out)
+    print(text)
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -177,11 +177,14 @@ def merge(outputs, layout, overlap):
     return total[:, top:top + layout.height, left:left + layout.width]
 
 
-def run_batched(run, tiles, batch_size):
+def run_batched(run, tiles, batch_size, before_batch=None):
     """Outputs of `run` (NCHW -> NCHW array) for every tile, up to batch_size equal-shaped tiles
-    at a time."""
+    at a time. `before_batch()`, if given, is called before each batch: a caller that must give
+    up (a server's time budget) raises there, so work stops at a tile boundary."""
     outputs, start = [], 0
     while start < len(tiles):
+        if before_batch:
+            before_batch()
         end = start + 1
         while end < len(tiles) and end - start < batch_size and tiles[end].shape == tiles[start].shape:
             end += 1
@@ -190,13 +193,13 @@ def run_batched(run, tiles, batch_size):
     return outputs
 
 
-def translate(images, run, batch_size, tiling, names=None):
+def translate(images, run, batch_size, tiling, names=None, before_batch=None):
     """Predictions (CHW, each at its image's size) of CHW `images`; `run` maps an NCHW batch to
-    the network's NCHW output."""
+    the network's NCHW output; `before_batch` as in run_batched."""
     names = names or ["image"] * len(images)
     layouts = [layout_for(*image.shape[1:], tiling, name) for image, name in zip(images, names)]
     outputs = run_batched(run, [tile for image, layout in zip(images, layouts) for tile in split(image, layout)],
-                          batch_size)
+                          batch_size, before_batch)
     predictions, offset = [], 0
     for layout in layouts:
         predictions.append(merge(outputs[offset:offset + layout.count], layout, tiling.overlap))
@@ -210,12 +213,13 @@ def _check_finite(prediction, pair):
                         "training diverged")
 
 
-def predictions(pairs, cfg, run, batch_size, tiling):
-    """Yield (pair, input, prediction, original size) per pair, both at the input's own size."""
+def predictions(pairs, cfg, run, batch_size, tiling, before_batch=None):
+    """Yield (pair, input, prediction, original size) per pair, both at the input's own size;
+    `before_batch` as in run_batched."""
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         sources = [load_input(pair, cfg) for pair in chunk]
-        outputs = translate(sources, run, batch_size, tiling, [pair.input_path for pair in chunk])
+        outputs = translate(sources, run, batch_size, tiling, [pair.input_path for pair in chunk], before_batch)
         for pair, source, prediction in zip(chunk, sources, outputs):
             _check_finite(prediction, pair)
             yield pair, source, prediction, source.shape[1:]

@@ -131,7 +131,7 @@ def make_client(served, kind, flags=()):
     from src.serve.app import create_app
     from src.serve.model import load_served_model
     cfg = parse_args("serve", [*flags, *SERVE_FLAGS] if flags else ["--mindir", served["models"][kind][0], *SERVE_FLAGS])
-    return TestClient(create_app(load_served_model(cfg), cfg.max_upload_mb))
+    return TestClient(create_app(load_served_model(cfg), cfg))
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,8 @@ def test_model_health_docs_and_an_offline_page(served, image_client):
     card = image_client.get("/model").json()
     with open(served["models"]["image"][0] + ".json") as handle:
         written = json.load(handle)
-    assert {key: card[key] for key in written} == written
+    # the card as written, but the checkpoint by its file name only (no server paths: --show_paths)
+    assert {key: card[key] for key in written} == {**written, "checkpoint": "Generator_1.ckpt"}
     serving = card["serving"]
     assert serving["kind"] == "mindir" and serving["default_format"] == "png" and serving["max_upload_mb"] == 1
     assert serving["tiling"]["tile_size"] == 64 and serving["input_scaling"].startswith("linear 0..255")
@@ -324,13 +325,14 @@ class Server:
     """A real server started by `bash scripts/run_serve.sh MINDIR PORT flags...` in its own
     process group; stopped by that group's id."""
 
-    def __init__(self, mindir, flags, log_path, workers=1):
+    def __init__(self, mindir, flags, log_path, workers=1, env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(["bash", os.path.join(REPO, "scripts", "run_serve.sh"), mindir, str(self.port),
                                          *flags, "--workers", str(workers)], cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHON": sys.executable}, start_new_session=True)
+                                        env={**os.environ, "PYTHON": sys.executable, **(env or {})},
+                                        start_new_session=True)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and self.process.poll() is None:
             if self.healthy() and open(log_path).read().count("Application startup complete") == workers:
@@ -419,8 +421,9 @@ def test_several_worker_processes_serve_the_same_model(served, tmp_path):
     assert open(tmp_path / "server.log").read().count("Started server process") == 2  # one per worker
 
 
-def chrome():
-    """A headless Chromium driven by selenium, or a skip saying what is missing."""
+def chrome(network_log=False):
+    """A headless Chromium driven by selenium, or a skip saying what is missing; `network_log`:
+    with Chrome's performance log (every request the page makes)."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -435,6 +438,8 @@ def chrome():
     options.binary_location = browser
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(argument)
+    if network_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
@@ -465,3 +470,243 @@ def test_the_page_translates_an_upload_in_a_real_browser(served, server, tmp_pat
         assert "notes.png: not a readable image" in browser.find_element(By.ID, "error").text
     finally:
         browser.quit()
+
+
+# ---- a server you can leave running: limits, backpressure, a key, metrics, offline docs, shutdown
+
+API_KEY = "a key for colleagues"
+KEYED = {"X-API-Key": API_KEY}
+# 1400 x 1400 in 64-px tiles: ~600 graph calls, several seconds on this machine (the time
+# budget's and the shutdown's "long translation").
+LONG_SIDE = 1400
+GUARD_FLAGS = ["--tile_size", "64", "--max_upload_mb", "20", "--max_pixels", "2000000", "--request_timeout", "2",
+               "--max_queue", "1"]
+
+
+def blank_png(width, height):
+    return png_bytes(np.zeros((height, width, 3), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def guarded(served, tmp_path_factory):
+    """A real server with small limits whose key comes from the environment, not its command line."""
+    running = Server(served["models"]["image"][0], GUARD_FLAGS, tmp_path_factory.mktemp("guarded") / "server.log",
+                     env={"PIX2PIX_API_KEY": API_KEY})
+    yield running
+    running.stop()
+
+
+def metric_values(client):
+    """{(name, labels as a sorted tuple): value} of the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+    response = client.get("/metrics", headers=KEYED)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def test_headers_declare_the_size_before_any_decoding(tmp_path):
+    from numpy.lib import format as npy_format
+    from src.dataset.io import declared_shape
+    header = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", 12000), ("NAXIS2", 9000)])
+    npy = io.BytesIO()
+    npy_format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": (1, 9000, 12000)})
+    tif = io.BytesIO()
+    import tifffile
+    tifffile.imwrite(tif, np.zeros((900, 1200, 3), np.uint8), compression="zlib")
+    # headers only (no pixel data follows the FITS and npy headers): decoding them would fail
+    for content, data_format, shape in ((png_bytes(np.zeros((900, 1200), np.uint8)), "png", (900, 1200)),
+                                        (header.tostring().encode(), "fits", (9000, 12000)),
+                                        (npy.getvalue(), "npy", (1, 9000, 12000)), (tif.getvalue(), "tif", (900, 1200, 3))):
+        assert declared_shape(io.BytesIO(content), data_format) == shape, data_format
+        path = write_file(str(tmp_path / f"upload.{data_format}"), content)
+        assert declared_shape(path, data_format) == shape, data_format
+    assert declared_shape(io.BytesIO(b"not an image"), "png") is None  # the reader says why
+
+
+def test_without_the_key_only_health_and_the_docs_answer(served, guarded):
+    with local_client(guarded) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/").status_code == 200 and client.get("/docs").status_code == 200
+        for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}):
+            for method, path in (("get", "/model"), ("get", "/metrics"), ("post", "/translate"), ("post", "/preview")):
+                response = client.request(method, path, headers=headers, files={"file": ("a.png", b"x")}
+                                          if method == "post" else None)
+                assert response.status_code == 401, (path, headers)
+                assert "API key" in response.json()["detail"] and response.headers["www-authenticate"] == "Bearer"
+        card = client.get("/model", headers={"Authorization": f"Bearer {API_KEY}"}).json()
+        assert card == client.get("/model", headers=KEYED).json()
+        # file names only: the server's folders are not shown to its clients
+        assert card["checkpoint"] == "Generator_1.ckpt" and card["serving"]["file"] == "generator.mindir"
+        assert str(served["root"]) not in json.dumps(card) and card["serving"]["api_key"] is True
+        name, content = served["inputs"]["image"][4]
+        check_equals_predict(served, name, client.post("/translate", headers=KEYED, files={"file": (name, content)}))
+    # the key stayed out of the process list
+    assert API_KEY not in open(f"/proc/{guarded.process.pid}/cmdline").read().replace("\0", " ")
+
+
+def test_the_card_shows_paths_only_when_the_operator_asks(served):
+    client = make_client(served, "image", ["--mindir", served["models"]["image"][0], "--show_paths", "True"])
+    card = client.get("/model").json()
+    assert card["serving"]["file"] == served["models"]["image"][0] and os.path.isabs(card["checkpoint"])
+
+
+def test_a_file_declaring_too_many_pixels_is_refused_from_its_header(guarded):
+    # 12000 x 12000: 140 KB of PNG that would take ~20 GB to translate
+    content = png_bytes(np.zeros((12000, 12000), np.uint8))
+    with local_client(guarded) as client:
+        before = metric_values(client)
+        started = time.monotonic()
+        response = client.post("/translate", headers=KEYED, files={"file": ("bomb.png", content)})
+        assert time.monotonic() - started < 5  # refused, not decoded
+        assert response.status_code == 413
+        assert response.json() == {"detail": "bomb.png: 12000x12000 pixels (144,000,000 pixels), over this "
+                                             "server's limit of 2,000,000 pixels (--max_pixels)"}
+        reason = ("pix2pix_rejected_uploads_total", (("reason", "too_many_pixels"),))
+        assert metric_values(client)[reason] == before.get(reason, 0) + 1
+    assert guarded.process.poll() is None
+
+
+def test_a_translation_over_its_time_budget_is_answered_503_and_stopped(served, guarded):
+    with local_client(guarded) as client:
+        started = time.monotonic()
+        response = client.post("/translate", headers=KEYED, files={"file": ("long.png", blank_png(LONG_SIDE, LONG_SIDE))})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503 and "--request_timeout" in response.json()["detail"]
+        assert response.headers["retry-after"].isdigit()
+        assert 2 <= elapsed < 2 + 10, elapsed  # stopped at the next tile, not after the whole image
+        values = metric_values(client)
+        assert values[("pix2pix_rejected_uploads_total", (("reason", "timeout"),))] >= 1
+        assert values[("pix2pix_translations_in_flight", ())] == 0  # its work was abandoned
+        name, content = served["inputs"]["image"][5]
+        check_equals_predict(served, name, client.post("/translate", headers=KEYED, files={"file": (name, content)}))
+
+
+def test_beyond_the_queue_requests_are_refused_at_once_with_retry_after(guarded):
+    with local_client(guarded) as client:
+        serving = client.get("/model", headers=KEYED).json()["serving"]
+    capacity = serving["parallel_translations"] + serving["max_queue"]
+    extra = 3
+
+    def send(_):
+        with local_client(guarded) as client:
+            started = time.monotonic()
+            response = client.post("/translate", headers=KEYED,
+                                   files={"file": ("long.png", blank_png(LONG_SIDE, LONG_SIDE))})
+            return response, time.monotonic() - started
+
+    with ThreadPoolExecutor(capacity + extra) as pool:
+        answers = list(pool.map(send, range(capacity + extra)))
+    assert len(answers) == capacity + extra  # every request answered
+    refused = [(response, elapsed) for response, elapsed in answers if "--max_queue" in response.text]
+    assert len(refused) == extra, [response.text for response, _ in answers]
+    for response, elapsed in refused:
+        assert response.status_code == 503 and int(response.headers["retry-after"]) >= 1
+        assert elapsed < 1.5, elapsed  # at once, not after waiting
+    admitted = [response for response, _ in answers if "--max_queue" not in response.text]
+    assert all(response.status_code == 503 and "--request_timeout" in response.text for response in admitted)
+    with local_client(guarded) as client:
+        values = metric_values(client)
+    assert values[("pix2pix_rejected_uploads_total", (("reason", "queue_full"),))] >= extra
+    assert values[("pix2pix_translations_waiting", ())] == 0
+
+
+def test_metrics_count_requests_by_endpoint_and_status_with_their_latency(served, guarded):
+    with local_client(guarded) as client:
+        before = metric_values(client)
+        name, content = served["inputs"]["image"][6]
+        assert client.post("/translate", headers=KEYED, files={"file": (name, content)}).status_code == 200
+        assert client.post("/translate", files={"file": (name, content)}).status_code == 401
+        assert client.post("/translate", headers=KEYED, files={"file": ("e.png", b"")}).status_code == 400
+        after = metric_values(client)
+
+    def grew(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after[key] - before.get(key, 0)
+    assert grew("pix2pix_http_requests_total", endpoint="/translate", status="200") == 1
+    assert grew("pix2pix_http_requests_total", endpoint="/translate", status="401") == 1
+    assert grew("pix2pix_http_requests_total", endpoint="/translate", status="400") == 1
+    assert grew("pix2pix_http_requests_total", endpoint="/metrics", status="200") == 1
+    assert grew("pix2pix_http_request_duration_seconds_count", endpoint="/translate") == 3
+    assert grew("pix2pix_rejected_uploads_total", reason="unauthorized") == 1
+    assert grew("pix2pix_rejected_uploads_total", reason="empty") == 1
+    assert after[("pix2pix_translations_in_flight", ())] == 0
+
+
+def network_requests(browser):
+    """URLs of every request the browser made (Chrome's performance log)."""
+    entries = (json.loads(entry["message"])["message"] for entry in browser.get_log("performance"))
+    return [entry["params"]["request"]["url"] for entry in entries if entry["method"] == "Network.requestWillBeSent"]
+
+
+def test_the_api_docs_render_with_nothing_fetched_from_elsewhere(guarded):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser = chrome(network_log=True)
+    try:
+        browser.get(guarded.url + "/docs")
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "[data-path='/translate']"))
+        assert not browser.find_elements(By.CSS_SELECTOR, ".errors-wrapper")  # the document was understood
+        assert browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .authorize")  # the key can be given there
+        urls = network_requests(browser)
+        assert any(url.endswith("/static/swagger/swagger-ui-bundle.js") for url in urls)
+        assert all(url.startswith(guarded.url + "/") or url.startswith("data:") for url in urls), urls
+    finally:
+        browser.quit()
+
+
+def test_the_page_asks_for_the_key_once_a_session(served, guarded, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser = chrome()
+    try:
+        browser.get(guarded.url + "/")
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "key-form").is_displayed())
+        assert "asks for an API key" in browser.find_element(By.ID, "error").text
+        browser.find_element(By.ID, "api-key").send_keys(API_KEY + "\n")
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "format").get_attribute("value") == "png")
+        browser.refresh()  # the same session: the key is kept, not asked again
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "format").get_attribute("value") == "png")
+        assert not browser.find_element(By.ID, "key-form").is_displayed()
+        assert "generator.mindir" in browser.find_element(By.ID, "card").text
+        assert str(served["root"]) not in browser.find_element(By.ID, "card").text
+        name, content = served["inputs"]["image"][7]
+        browser.find_element(By.ID, "file").send_keys(write_file(str(tmp_path / name), content))
+        output = browser.find_element(By.ID, "output-view")
+        WebDriverWait(browser, 120).until(lambda b: output.get_attribute("data-state") in ("done", "error"))
+        assert output.get_attribute("data-state") == "done", browser.find_element(By.ID, "error").text
+    finally:
+        browser.quit()
+
+
+def test_sigterm_lets_short_work_finish_answers_long_work_503_and_exits_0(served, tmp_path):
+    running = Server(served["models"]["image"][0], ["--tile_size", "64", "--max_upload_mb", "20",
+                                                    "--shutdown_timeout", "2", "--request_timeout", "600"],
+                     tmp_path / "server.log")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            def send(content):
+                with local_client(running) as client:
+                    response = client.post("/translate", files={"file": ("x.png", content)})
+                    return response, time.monotonic()
+            long = pool.submit(send, blank_png(LONG_SIDE, LONG_SIDE))
+            with local_client(running) as client:
+                deadline = time.monotonic() + 60
+                while metric_values(client)[("pix2pix_translations_in_flight", ())] < 1:
+                    assert time.monotonic() < deadline, "the long translation did not start"
+                    time.sleep(0.1)
+            short = pool.submit(send, blank_png(200, 200))
+            time.sleep(0.2)
+            stopped = time.monotonic()
+            os.killpg(running.process.pid, signal.SIGTERM)
+            time.sleep(0.5)
+            with pytest.raises(httpx.ConnectError):  # no longer accepting
+                httpx.get(running.url + "/health", timeout=5, trust_env=False)
+            (long_answer, long_at), (short_answer, _) = long.result(timeout=60), short.result(timeout=60)
+        assert short_answer.status_code == 200
+        assert long_answer.status_code == 503 and "--shutdown_timeout" in long_answer.json()["detail"]
+        assert 2 <= long_at - stopped < 2 + 10, long_at - stopped
+        assert running.process.wait(timeout=30) == 0
+    finally:
+        running.stop()
+    assert "Traceback" not in open(tmp_path / "server.log").read()

@@ -63,6 +63,36 @@ def read_array(path, data_format, channels, fits_hdu="auto"):
     return _as_chw(np.asarray(array), channels, path)
 
 
+def declared_shape(source, data_format, fits_hdu="auto"):
+    """The array shape a file's header declares, read without decoding its pixels: (height,
+    width) of an 8-bit image, NAXISn reversed for FITS, the npy header's shape, the TIFF's first
+    series; None when the header cannot be read (read_array then says why). `source`: a path or
+    a binary file object."""
+    try:
+        if data_format in EIGHT_BIT_FORMATS:
+            with Image.open(source) as image:  # lazy: the size without the pixels
+                return image.height, image.width
+        if data_format == "fits":
+            from astropy.io import fits
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with fits.open(source, memmap=False, lazy_load_hdus=True) as hdus:
+                    header = _fits_hdu(hdus, fits_hdu, "upload").header
+                    return tuple(int(header[f"NAXIS{axis}"]) for axis in range(header["NAXIS"], 0, -1))
+        if data_format == "npy":
+            from numpy.lib import format as npy_format
+            handle = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source
+            with handle:
+                read_header = (npy_format.read_array_header_1_0 if npy_format.read_magic(handle) == (1, 0)
+                               else npy_format.read_array_header_2_0)
+                return tuple(read_header(handle)[0])
+        import tifffile
+        with tifffile.TiffFile(source) as tif:
+            return tuple(tif.series[0].shape)
+    except Exception:  # a damaged or foreign file: the reader's own message is clearer
+        return None
+
+
 def read_stack(paths, data_format, channels, fits_hdu="auto"):
     """One array from several files of one time, their channels stacked in the order given (three
     AIA wavelengths as a three-channel input); one file is read_array's."""

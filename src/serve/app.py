@@ -3,23 +3,30 @@
 Every bad request is answered 4xx with one JSON line {"detail": "..."} naming the problem; the
 server stays up. Translations run in worker threads (never on the event loop), at most
 `PARALLEL_JOBS` at once so that /health and the page stay responsive under load; the model's
-graph calls inside them run one at a time (src/serve/model.py).
+graph calls inside them run one at a time (src/serve/model.py). Admission, time budgets, the
+API key and metrics: src/serve/guard.py.
 """
 import enum
 import json
 import os
+import signal
 import socket
 import sys
 from typing import Optional
 
-import anyio
-from fastapi import FastAPI, File, Query, UploadFile
+from fastapi import Depends, FastAPI, File, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 
 from src.dataset.normalize import describe_scaling, side_scaling
+from src.serve.guard import (Admission, AdmissionMiddleware, ApiKeyMiddleware, Metrics, MetricsMiddleware,
+                             set_reason)
 from src.serve.model import OUTPUT_FORMATS, MEDIA_TYPES, UploadError, load_served_model, safe_name
+from src.utils.config import API_KEY_VARIABLE
 from src.utils.errors import UserError
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
@@ -31,13 +38,19 @@ PARALLEL_JOBS = max(2, os.cpu_count() or 1)
 CONFIG_VARIABLE = "P2P_SERVE_CONFIG"
 # How long a --workers process may take to start answering its supervisor.
 WORKER_START_S = 300
+# After --shutdown_timeout, the time a tile in progress and the 503 answers may take before
+# uvicorn cancels what is left.
+TILE_GRACE_S = 30
+# Swagger UI's files, from the swagger-ui-bundle package: /docs works offline.
+SWAGGER_ROUTE = "/static/swagger"
+SWAGGER_OPENAPI_VERSION = "3.0.3"
 
 OutputFormat = enum.Enum("OutputFormat", {name: name for name in OUTPUT_FORMATS}, type=str)
 Side = enum.Enum("Side", {"input": "input", "target": "target"}, type=str)
 
 
-def error(status, message):
-    return JSONResponse({"detail": message}, status_code=status)
+def error(status, message, headers=None):
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -53,6 +66,7 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
+            set_reason(scope, "too_large")
             await error(413, self.message)(scope, receive, send)
             return
         received, over = 0, False
@@ -76,6 +90,7 @@ class BodyLimit:
             if not over:
                 raise
         if over:
+            set_reason(scope, "too_large")
             await error(413, self.message)(scope, receive, send)
 
 
@@ -90,24 +105,54 @@ def validation_message(exc):
     return f"{where or 'request'}: {first.get('msg', 'invalid')}"
 
 
-def create_app(model, max_upload_mb):
-    """The FastAPI app serving `model` (a ServedModel), uploads up to `max_upload_mb` MB."""
-    limit_bytes = int(max_upload_mb * 1e6)
-    jobs = anyio.CapacityLimiter(PARALLEL_JOBS)
-    app = FastAPI(title="Pix2Pix (MindSpore)", version="1",
-                  description=f"Translates images with {os.path.basename(model.source)}. The web page is at /.")
+def api_key(cfg):
+    """--api_key, else the PIX2PIX_API_KEY environment variable; None: no key asked."""
+    return cfg.api_key or os.environ.get(API_KEY_VARIABLE) or None
+
+
+def public_card(model, show_paths):
+    """The model card as every client sees it: file names only, unless the operator asked for
+    the server's paths (--show_paths)."""
+    shown = (lambda path: path) if show_paths else (lambda path: path and os.path.basename(path))
+    return {**model.card, "checkpoint": shown(model.card.get("checkpoint"))}, shown(model.source)
+
+
+def create_app(model, cfg):
+    """The FastAPI app serving `model` (a ServedModel) within serve.py's limits in `cfg`
+    (--max_upload_mb, --max_pixels, --request_timeout, --max_queue, --api_key, --show_paths)."""
+    limit_bytes = int(cfg.max_upload_mb * 1e6)
+    metrics = Metrics()
+    admission = Admission(PARALLEL_JOBS, cfg.max_queue, cfg.request_timeout, metrics)
+    key = api_key(cfg)
+    # The key is checked by ApiKeyMiddleware; declared here so that /docs offers "Authorize".
+    keyed = [Depends(APIKeyHeader(name="X-API-Key", auto_error=False))] if key else []
+    app = FastAPI(title="Pix2Pix (MindSpore)", version="1", docs_url=None, redoc_url=None,
+                  description="Translates images with the model that GET /model describes. The web page is at /.")
+    app.openapi_version = SWAGGER_OPENAPI_VERSION  # Swagger UI 4 (swagger-ui-bundle) reads 3.0, not 3.1
+    app.state.admission = admission
+    app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(BodyLimit, limit=limit_bytes + MULTIPART_ALLOWANCE,
-                       message=f"upload over this server's limit of {max_upload_mb:g} MB (--max_upload_mb)")
+                       message=f"upload over this server's limit of {cfg.max_upload_mb:g} MB (--max_upload_mb)")
+    if key:
+        app.add_middleware(ApiKeyMiddleware, key=key)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    import swagger_ui_bundle
+    app.mount(SWAGGER_ROUTE, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
     with open(PAGE, encoding="utf-8") as handle:
         page = handle.read()
+    card, served_file = public_card(model, cfg.show_paths)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request, exc):
+        request.state.reject_reason = "bad_request"
         return error(422, validation_message(exc))
 
     @app.exception_handler(UserError)
     async def unusable_upload(request, exc):
-        return error(getattr(exc, "status", 422), str(exc).splitlines()[0])
+        request.state.reject_reason = getattr(exc, "reason", "unreadable")
+        retry = getattr(exc, "retry_after", None)
+        return error(getattr(exc, "status", 422), str(exc).splitlines()[0],
+                     {"Retry-After": str(retry)} if retry else None)
 
     @app.exception_handler(Exception)
     async def bug(request, exc):  # the traceback still goes to the server's log
@@ -117,14 +162,18 @@ def create_app(model, max_upload_mb):
         name = safe_name(file.filename)
         content = await file.read(limit_bytes + 1)
         model.check_upload(name, content, limit_bytes, side, side_format)
+        model.check_pixels(name, content, cfg.max_pixels, side, side_format)
         return name, content
 
-    @app.post("/translate", response_class=Response,
+    @app.post("/translate", response_class=Response, dependencies=keyed,
               responses={200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))},
                                "description": "the translation, named like the upload"},
-                         400: {"description": "empty upload"}, 413: {"description": "over --max_upload_mb"},
+                         400: {"description": "empty upload"}, 401: {"description": "no or a wrong --api_key"},
+                         413: {"description": "over --max_upload_mb or --max_pixels"},
                          415: {"description": "a file type this model does not read"},
-                         422: {"description": "unreadable file, or one that does not fit the model"}})
+                         422: {"description": "unreadable file, or one that does not fit the model"},
+                         503: {"description": "busy (over --max_queue), over --request_timeout, or shutting "
+                                              "down; Retry-After says when to come back"}})
     async def translate(file: UploadFile = File(..., description="the image (or FITS/npy/TIFF array) to translate"),
                         output_format: Optional[OutputFormat] = Query(
                             None, alias="format", description="output format; default: the model card's "
@@ -134,14 +183,14 @@ def create_app(model, max_upload_mb):
         chosen = output_format.value if output_format else model.default_format
         if chosen not in model.output_formats:
             raise UploadError(f"format {chosen}: this model's output ({model.card['output_nc']} channels) is "
-                              f"written as {', '.join(model.output_formats)}", 422)
-        data, filename, (width, height) = await anyio.to_thread.run_sync(
-            model.translate, name, content, chosen, limiter=jobs)
+                              f"written as {', '.join(model.output_formats)}", 422, "bad_request")
+        data, filename, (width, height) = await admission.run(
+            lambda before_batch: model.translate(name, content, chosen, before_batch))
         return Response(data, media_type=MEDIA_TYPES[chosen],
                         headers={"Content-Disposition": f'attachment; filename="{filename}"',
                                  "X-Image-Size": f"{width}x{height}"})
 
-    @app.post("/preview", response_class=Response,
+    @app.post("/preview", response_class=Response, dependencies=keyed,
               responses={200: {"content": {"image/png": {}}, "description": "a PNG to look at"}})
     async def preview(file: UploadFile = File(..., description="an input, or a translation this server returned"),
                       side: Side = Query(Side.input, description="input: read as the model's input; "
@@ -151,19 +200,30 @@ def create_app(model, max_upload_mb):
         """A PNG of a file as the network sees it (normalised as the card says, [-1, 1] as 0..255):
         what the web page shows for FITS, npy and TIFF data."""
         name, content = await upload(file, side.value, side_format and side_format.value)
-        data = await anyio.to_thread.run_sync(model.preview, name, content, side.value,
-                                              side_format and side_format.value, limiter=jobs)
+        data = await admission.run(lambda _: model.preview(name, content, side.value,
+                                                           side_format and side_format.value))
         return Response(data, media_type="image/png")
 
-    @app.get("/model")
+    @app.get("/model", dependencies=keyed)
     async def model_card():
-        """The model card export.py wrote, and how this server serves the model."""
-        return {**model.card, "serving": {
-            "file": model.source, "kind": model.kind, "default_format": model.default_format,
+        """The model card export.py wrote, and how this server serves the model (file names only
+        unless the server runs with --show_paths)."""
+        return {**card, "serving": {
+            "file": served_file, "kind": model.kind, "default_format": model.default_format,
             "output_formats": list(model.output_formats), "input_format": model.side_format("input"),
             "target_format": model.side_format("target"), "input_extensions": list(model.input_extensions()),
             **{f"{side}_scaling": describe_scaling(side_scaling(model.data_cfg, side)) for side in ("input", "target")},
-            "max_upload_mb": max_upload_mb, "tiling": model.tiling.to_dict()}}
+            "max_upload_mb": cfg.max_upload_mb, "max_pixels": cfg.max_pixels, "request_timeout_s": cfg.request_timeout,
+            "parallel_translations": PARALLEL_JOBS, "max_queue": cfg.max_queue, "api_key": bool(key),
+            "tiling": model.tiling.to_dict()}}
+
+    @app.get("/metrics", dependencies=keyed, response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    async def prometheus_metrics():
+        """Requests by endpoint and status, their latency, the translations waiting and running,
+        and refused uploads by reason, in the Prometheus text format (this process's)."""
+        body, media_type = metrics.exposition()
+        return Response(body, media_type=media_type)
 
     @app.get("/health")
     async def health():
@@ -173,8 +233,14 @@ def create_app(model, max_upload_mb):
     async def index():
         return page
 
-    return app
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
+                                   swagger_js_url=f"{SWAGGER_ROUTE}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER_ROUTE}/swagger-ui.css",
+                                   swagger_favicon_url=f"{SWAGGER_ROUTE}/favicon-32x32.png")
 
+    return app
 
 def check_port_free(host, port):
     """A port another process listens on is a one-line UserError (before the model loads)."""
@@ -192,7 +258,27 @@ def app_from_environment():
     from src.utils.device import set_context
     cfg = types.SimpleNamespace(**json.loads(os.environ[CONFIG_VARIABLE]))
     set_context(cfg)
-    return create_app(load_served_model(cfg), cfg.max_upload_mb)
+    return create_app(load_served_model(cfg), cfg)
+
+
+def bounded_shutdown_server(app, cfg):
+    """A uvicorn server of `app` whose shutdown (SIGTERM, Ctrl-C) stops accepting, gives in-flight
+    translations --shutdown_timeout seconds, then stops them at their next tile (answered 503);
+    after SIGTERM the process exits 0."""
+    import uvicorn
+
+    class BoundedShutdownServer(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:  # a stop asked for: uvicorn would re-raise it on the way out
+                self._captured_signals.remove(sig)
+
+        async def shutdown(self, sockets=None):
+            app.state.admission.begin_shutdown(cfg.shutdown_timeout)
+            await super().shutdown(sockets)
+
+    return BoundedShutdownServer(uvicorn.Config(app, host=cfg.host, port=cfg.port,
+                                                timeout_graceful_shutdown=cfg.shutdown_timeout + TILE_GRACE_S))
 
 
 def serve(cfg):
@@ -205,11 +291,16 @@ def serve(cfg):
     url = f"http://{cfg.host}:{cfg.port}"
     print(f"serving {model.source} at {url}/ (page), {url}/docs (API); Ctrl-C stops", file=sys.stderr, flush=True)
     if cfg.workers == 1:
-        uvicorn.run(create_app(model, cfg.max_upload_mb), host=cfg.host, port=cfg.port)
+        server = bounded_shutdown_server(create_app(model, cfg), cfg)
+        server.run()
+        if not server.started:
+            raise UserError(f"--host {cfg.host} --port {cfg.port}: the server did not start (its log above says why)")
         return
     del model  # each worker process loads its own
     os.environ[CONFIG_VARIABLE] = json.dumps({k: v for k, v in vars(cfg).items() if k != "given_flags"})
     # A worker answers the supervisor's health pings only once MindSpore has loaded and the model
-    # compiled, which takes more than uvicorn's default 5 s on a busy CPU.
+    # compiled, which takes more than uvicorn's default 5 s on a busy CPU. Worker processes are
+    # uvicorn's own: after --shutdown_timeout their unfinished requests are cancelled, unanswered.
     uvicorn.run("src.serve.app:app_from_environment", factory=True, host=cfg.host, port=cfg.port,
-                workers=cfg.workers, timeout_worker_healthcheck=WORKER_START_S)
+                workers=cfg.workers, timeout_worker_healthcheck=WORKER_START_S,
+                timeout_graceful_shutdown=cfg.shutdown_timeout)

@@ -8,6 +8,8 @@ MindSpore's graph calls are serialised by one lock (a GraphCell is not known to 
 reading, normalising and writing files run concurrently around them.
 """
 import contextlib
+import io
+import math
 import os
 import re
 import shutil
@@ -16,7 +18,8 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
-from src.dataset.io import EIGHT_BIT_FORMATS, FORMAT_EXTENSIONS, has_format, is_image_file, read_array, write_image
+from src.dataset.io import (EIGHT_BIT_FORMATS, FORMAT_EXTENSIONS, declared_shape, has_format, is_image_file, read_array,
+                            write_image)
 from src.dataset.normalize import model_to_image, side_scaling, to_model
 from src.dataset.pairs import Pair, data_format, write_prediction
 from src.export import data_config, load_generator, load_mindir, model_card, resolve_checkpoint_flags
@@ -32,14 +35,18 @@ MEDIA_TYPES = {"png": "image/png", "fits": "application/fits", "npy": "applicati
                "tif": "image/tiff"}
 
 
+# Why an upload was refused, by HTTP status (the rejected-uploads metric's reason).
+REASONS = {400: "empty", 413: "too_large", 415: "unsupported_type", 422: "unreadable"}
+
+
 class UploadError(UserError):
     """A bad upload, with the HTTP status that says why (415: a file type the model does not
     read, 400: empty, 413: too large; other UserErrors are 422: the file is unreadable or does
-    not fit the model)."""
+    not fit the model) and a short reason for the metrics."""
 
-    def __init__(self, message, status):
+    def __init__(self, message, status, reason=None):
         super().__init__(message)
-        self.status = status
+        self.status, self.reason = status, reason or REASONS.get(status, f"status_{status}")
 
 
 def safe_name(filename):
@@ -96,13 +103,32 @@ class ServedModel:
             raise UploadError(f"{name}: {len(content) / 1e6:.1f} MB, over this server's limit of "
                               f"{limit_bytes / 1e6:g} MB (--max_upload_mb)", 413)
 
-    def translate(self, name, content, output_format):
+    def check_pixels(self, name, content, max_pixels, side="input", side_format=None):
+        """An UploadError (413) for an upload whose header declares more than `max_pixels` pixels
+        (arrays: values over the model's channels), read without decoding the file."""
+        side_format = side_format or self.side_format(side)
+        shape = declared_shape(io.BytesIO(content), side_format, self.data_cfg.fits_hdu)
+        if not shape:
+            return  # the reader will say what is wrong with the file
+        if side_format in EIGHT_BIT_FORMATS:
+            pixels, size = shape[0] * shape[1], f"{shape[1]}x{shape[0]} pixels"
+        else:
+            channels = self.card["input_shape"][1] if side == "input" else self.card["output_nc"]
+            pixels = math.prod(shape) // (channels if len(shape) > 2 else 1)
+            size = f"an array of {'x'.join(map(str, shape))}"
+        if pixels > max_pixels:
+            raise UploadError(f"{name}: {size} ({pixels:,} pixels), over this server's limit of "
+                              f"{max_pixels:,} pixels (--max_pixels)", 413, "too_many_pixels")
+
+    def translate(self, name, content, output_format, before_batch=None):
         """(bytes of the translation in `output_format`, its file name, (width, height)) of an
-        uploaded file's `content`: predict.py's reading, inference and writing."""
+        uploaded file's `content`: predict.py's reading, inference and writing; `before_batch`
+        as in src.inference.run_batched (a time budget raises there)."""
         cfg = self.data_cfg
         with saved_upload(name, content) as (folder, path):
             pair = Pair(name, path, None, "input")
-            ((_, _, prediction, size),) = predictions([pair], cfg, self.run, self.batch_size, self.tiling)
+            ((_, _, prediction, size),) = predictions([pair], cfg, self.run, self.batch_size, self.tiling,
+                                                      before_batch)
             written, _ = write_prediction(pair, prediction, os.path.join(folder, "out"), cfg, size,
                                           output_format, preview=False)
             with open(written, "rb") as handle:

@@ -506,6 +506,40 @@ def _add_serve(parser):
     group.add_argument("--workers", type=positive_int, default=1,
                        help="server processes, each with its own copy of the model; within one, the "
                             "model's graph calls run one at a time (default: %(default)s)")
+    _add_serve_limits(parser)
+
+
+# --max_pixels' default: 2048 x 2048. A translation holds about 135 bytes a pixel (measured here:
+# a 2048x2048 RGB PNG, 1024-px tiles, peak RSS 540 MB above the loaded model), so about 0.6 GB.
+DEFAULT_MAX_PIXELS = 2048 * 2048
+# The environment variable --api_key may come from, which keeps the key out of the process list.
+API_KEY_VARIABLE = "PIX2PIX_API_KEY"
+
+
+def _add_serve_limits(parser):
+    group = parser.add_argument_group("serving: limits, access and shutdown")
+    group.add_argument("--max_pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                       help="largest upload in pixels (width x height; FITS, npy, TIFF: values / the "
+                            "model's channels), read from the file's header before any decoding; larger "
+                            "ones get 413. A translation holds about 135 bytes a pixel (RGB), so the "
+                            "default (2048 x 2048) needs about 0.6 GB a request (default: %(default)s)")
+    group.add_argument("--request_timeout", type=positive_float, default=300.0,
+                       help="seconds a translation may take once its upload has arrived, waiting included; past it the request is "
+                            "answered 503 and its work stops at the next tile (default: %(default)s)")
+    group.add_argument("--max_queue", type=non_negative_int, default=8,
+                       help="translations that may wait while the server is busy; beyond them a request "
+                            "is answered 503 at once with a Retry-After header (default: %(default)s)")
+    group.add_argument("--api_key", default=None,
+                       help=f"a key every endpoint but /health (and the page and API docs, which hold no "
+                            f"data) asks for, as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'; else 401. "
+                            f"Better set it in the environment variable {API_KEY_VARIABLE}, out of the "
+                            "process list (default: no key)")
+    group.add_argument("--show_paths", type=str2bool, default=False,
+                       help="True: the model card at /model and on the page shows the server's full file "
+                            "paths (checkpoint, served file); default: file names only")
+    group.add_argument("--shutdown_timeout", type=non_negative_float, default=30.0,
+                       help="on SIGTERM or Ctrl-C: seconds in-flight translations may still take; then "
+                            "they are answered 503 and the process exits 0 (default: %(default)s)")
 
 
 ENTRY_GROUPS = {
