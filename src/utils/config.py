@@ -377,13 +377,13 @@ def _add_export(parser):
     group.add_argument("--file_name", default="./results/pix2pix_generator",
                        help="output path; the format's suffix is added (default: %(default)s)")
     group.add_argument("--file_format", default="MINDIR", choices=["MINDIR", "AIR", "ONNX"],
-                       help="MINDIR for MindSpore and Ascend 310, AIR on Ascend only, ONNX for other "
-                            "runtimes (default: %(default)s)")
+                       help="MINDIR for MindSpore and Ascend 310, AIR on Ascend only, ONNX for ONNX Runtime, "
+                            "TensorRT, OpenVINO (default: %(default)s)")
     group.add_argument("--batch_size", type=positive_int, default=1,
                        help="batch size the exported graph takes (default: %(default)s)")
     group.add_argument("--image_size", type=positive_int, default=None,
                        help="square input size of a static exported graph; default: any height and width "
-                            "(multiples of the network's size unit) for MINDIR, --crop_size for AIR and ONNX")
+                            "(multiples of the network's size unit) for MINDIR and ONNX, --crop_size for AIR")
     _add_bn_stats(group)
     _add_direction(group)
 
