@@ -492,13 +492,15 @@ def main(argv=None):
                         help="requests each HTTP client sends (default: 10)")
     parser.add_argument("--runtimes", action="store_true",
                         help="only compare the MINDIR (MindSpore) with the ONNX (onnxruntime) at --mindir_size: "
-                             "latency at batch 1 and 8, serving requests/s; its section alone goes to --out")
+                             "latency at batch 1 and 8, serving requests/s (about 3 minutes); its section alone "
+                             "goes to --out")
     parser.add_argument("--runtime_requests", type=int, default=10,
                         help="requests per round when serving each file (default: %(default)s)")
-    parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"),
-                        help="where to write the table (default: bench/RESULTS.md)")
+    parser.add_argument("--out", default=None,
+                        help="where to write the table (default: bench/RESULTS.md; with --runtimes, bench/RUNTIMES.md)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # one isolated measurement
     args = parser.parse_args(argv)
+    args.out = args.out or os.path.join(REPO, "bench", "RUNTIMES.md" if args.runtimes else "RESULTS.md")
     if args.measure:
         kind, *values = args.measure
         print(json.dumps(MEASURES[kind](*[v if not v.lstrip("-").isdigit() else int(v) for v in values])))

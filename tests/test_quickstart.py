@@ -25,4 +25,5 @@ def test_quickstart_runs_end_to_end(tmp_path):
     picture = Image.open(out / "quickstart.png")
     assert picture.width > 4 * 64
     assert "report:" in result.stdout
-    assert f"bash scripts/run_serve.sh {out}/generator.mindir 8000" in result.stdout
+    assert f"bash scripts/run_serve.sh {out}/generator.onnx 8000" in result.stdout
+    assert os.path.isfile(out / "generator.onnx.json")
