@@ -46,39 +46,88 @@ def graph_context():
     ms.set_seed(1)
 
 
-def model_cfg(size, model="pix2pix"):
+# The variants of the pix2pix step timed against each other (train.py flags on top of the defaults).
+STEP_VARIANTS = {
+    "default": [],
+    "plain (transposed decoder, no weight average)": ["--upsample", "transpose", "--ema_decay", "0"],
+    "resize decoder, no weight average": ["--upsample", "resize", "--ema_decay", "0"],
+    "transposed decoder, weight average (default --ema_every)": ["--upsample", "transpose"],
+    "transposed decoder, weight average every step": ["--upsample", "transpose", "--ema_every", "1"],
+}
+DEFAULT, PLAIN = "default", "plain (transposed decoder, no weight average)"
+
+
+def model_cfg(size, model="pix2pix", flags=()):
     from src.utils.config import parse_args
     return parse_args("train", ["--train_data_dir", "unused", "--crop_size", str(size),
-                                "--load_size", str(size), "--model", model])
+                                "--load_size", str(size), "--model", model, *flags])
+
+
+class TimedStep:
+    """A training step of full-size networks (ngf = ndf = 64), batch 1, on fixed random data, as
+    the trainer runs it: the compiled step, then the weight average when it is due."""
+
+    def __init__(self, size, model="pix2pix", flags=(), total_steps=100000):
+        from mindspore import Tensor
+        from src.models import registry
+        from src.utils.lr import learning_rates
+        cfg = model_cfg(size, model, flags)
+        netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
+        self.step = registry.build_train_step(cfg, netG, netD,
+                                              learning_rates("linear", 2e-4, total_steps, 1, 1, 2))
+        self.step.set_train(True)
+        rng = np.random.default_rng(0)
+        self.inputs = (Tensor(rng.uniform(-1, 1, (1, cfg.input_nc, size, size)).astype(np.float32)),
+                       Tensor(rng.uniform(-1, 1, (1, cfg.output_nc, size, size)).astype(np.float32)),
+                       Tensor(rng.random((1, max(1, netG.dropout_noise_size)), dtype=np.float32)))
+        self.done = 0
+
+    def compile(self):
+        started = time.perf_counter()
+        self.step.compile(*self.inputs)
+        return time.perf_counter() - started
+
+    def __call__(self):
+        self.step(*self.inputs)[0].asnumpy()
+        self.done += 1
+        self.step.average_weights(self.done)
 
 
 def measure_train_step(size, steps, model):
-    """Full-size networks (ngf = ndf = 64), batch 1: compile time, then `steps` timed steps."""
+    """Compile time, then `steps` timed steps of the default configuration."""
     graph_context()
-    from mindspore import Tensor
-    from src.models import registry
-    from src.utils.lr import learning_rates
-    cfg = model_cfg(size, model)
-    netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
-    step = registry.build_train_step(cfg, netG, netD, learning_rates("linear", 2e-4, steps + 1, 1, 1, 2))
-    step.set_train(True)
-    rng = np.random.default_rng(0)
-    x = Tensor(rng.uniform(-1, 1, (1, cfg.input_nc, size, size)).astype(np.float32))
-    y = Tensor(rng.uniform(-1, 1, (1, cfg.output_nc, size, size)).astype(np.float32))
-    noise = Tensor(rng.random((1, max(1, netG.dropout_noise_size)), dtype=np.float32))
+    step = TimedStep(size, model, total_steps=steps + 1)
+    compile_s = step.compile()
     started = time.perf_counter()
-    step.compile(x, y, noise)
-    compile_s = time.perf_counter() - started
-    started = time.perf_counter()
-    step(x, y, noise)[0].asnumpy()  # allocates the graph's memory: slower than the rest
+    step()  # allocates the graph's memory: slower than the rest
     first_step_s = time.perf_counter() - started
     times = []
     for _ in range(steps):
         started = time.perf_counter()
-        step(x, y, noise)[0].asnumpy()
+        step()
         times.append(time.perf_counter() - started)
     return {"model": model, "size": size, "compile_s": compile_s, "first_step_s": first_step_s, **timings(times),
             "peak_rss_mb": peak_rss_mb()}
+
+
+def measure_step_variants(size, steps, trials):
+    """Every STEP_VARIANTS step in one process, alternated trial by trial (a change in the
+    machine's load then reaches all alike): the mean s/step of each trial, per variant. A trial
+    of a variant spans `steps` steps, a multiple of --ema_every, so it holds its weight averages."""
+    graph_context()
+    variants = {name: TimedStep(size, flags=flags) for name, flags in STEP_VARIANTS.items()}
+    for step in variants.values():
+        step.compile()
+        for _ in range(2):  # memory allocation and warm-up
+            step()
+    per_trial = {name: [] for name in variants}
+    for _ in range(trials):
+        for name, step in variants.items():
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            per_trial[name].append((time.perf_counter() - started) / steps)
+    return {"size": size, "steps": steps, "trials": trials, "per_trial_s": per_trial}
 
 
 def measure_pipeline(images, workers):
@@ -332,7 +381,8 @@ def runtimes_markdown(result):
     return lines
 
 
-MEASURES = {"runtimes": measure_runtimes, "train": measure_train_step, "pipeline": measure_pipeline, "mindir": measure_mindir,
+MEASURES = {"runtimes": measure_runtimes, "train": measure_train_step, "variants": measure_step_variants,
+            "pipeline": measure_pipeline, "mindir": measure_mindir,
             "tiled": measure_tiled, "serve": measure_serve}
 
 
@@ -423,7 +473,50 @@ def targets_markdown(train):
     return lines
 
 
-def markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped):
+# Issue 23's targets: each variant's step over the plain step, at most, per size.
+VARIANT_TARGETS = {
+    DEFAULT: {256: 1.05, 64: 1.05},
+    "resize decoder, no weight average": {256: 1.05, 64: 1.05},
+    "transposed decoder, weight average (default --ema_every)": {256: 1.05, 64: 1.10},
+}
+
+
+def variant_ratios(result, name):
+    """Per-trial ratios of variant `name` over the plain step (alternated, so comparable)."""
+    return [v / p for v, p in zip(result["per_trial_s"][name], result["per_trial_s"][PLAIN])]
+
+
+def variants_markdown(variants):
+    """The step variants at each size: median s/step, and the median and range of the per-trial
+    ratios to the plain step."""
+    import statistics
+    sizes = [r["size"] for r in variants]
+    lines = ["## The default step against the plain step", "",
+             "Each variant is the pix2pix training step as train.py runs it (the compiled step, then the "
+             "weight average when due), batch 1, ngf = ndf = 64, all variants in one process and alternated "
+             "trial by trial, so that the machine's load reaches them alike; only their ratios compare. "
+             f"{variants[0]['trials']} trials per variant and size.", "",
+             "| variant | " + " | ".join(f"{s} px s/step | {s} px vs plain (trial range)" for s in sizes) + " |",
+             "| --- | " + " | ".join("--- | ---" for _ in sizes) + " |"]
+    for name in STEP_VARIANTS:
+        cells = []
+        for result in variants:
+            ratios = variant_ratios(result, name)
+            cells.append(f"{statistics.median(result['per_trial_s'][name]):.3f} | "
+                         f"{statistics.median(ratios):.3f}x ({min(ratios):.2f} - {max(ratios):.2f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| target (issue 23) | size | measured | at most | met |", "| --- | --- | --- | --- | --- |"]
+    for name, limits in VARIANT_TARGETS.items():
+        for result in variants:
+            if result["size"] in limits:
+                ratio = statistics.median(variant_ratios(result, name))
+                limit = limits[result["size"]]
+                lines.append(f"| {name} / plain | {result['size']} | {ratio:.3f}x | {limit:.2f}x | "
+                             f"{'yes' if ratio <= limit else 'no'} |")
+    return lines
+
+
+def markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped, variants):
     lines = ["# Benchmarks", "", f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, "
              f"{info['cpu']}, Python {info['python']}, MindSpore {info['mindspore']}, {info['date']}; "
              f"load average at start {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}.",
@@ -435,6 +528,7 @@ def markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped):
     lines += [f"| {r['model']} | {r['size']} | {r['median_s']:.3f} | {r['p10_s']:.3f} - {r['p90_s']:.3f} "
               f"| {r['n']} | {r['compile_s']:.1f} | {r['first_step_s']:.1f} | {r['peak_rss_mb']:.0f} |"
               for r in train]
+    lines += [""] + variants_markdown(variants)
     lines += ["", "## Data pipeline alone (AB JPEG 512x256 -> 256x256 crops)", "",
               "| workers | images | images/s |", "| --- | --- | --- |"]
     lines += [f"| {r['workers']} | {r['images']} | {r['images_per_s']:.1f} |" for r in pipeline]
@@ -472,6 +566,10 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["pix2pix"], choices=["pix2pix", "pix2pixcc"],
                         help="models to time (default: pix2pix)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps after compilation (default: 20)")
+    parser.add_argument("--variant_steps", type=int, default=10,
+                        help="steps per trial of each step variant, a multiple of --ema_every (default: 10)")
+    parser.add_argument("--variant_trials", type=int, default=5,
+                        help="alternated trials of the step variants per size (default: 5)")
     parser.add_argument("--pipeline_images", type=int, default=64,
                         help="images through the data pipeline per measurement (default: 64)")
     parser.add_argument("--mindir_size", type=int, default=256, help="inference size (default: 256)")
@@ -520,6 +618,10 @@ def main(argv=None):
         for size in args.sizes:
             print(f"training step: {model} {size}x{size} ...", flush=True)
             train.append(run_isolated("train", size, args.steps, model)[0])
+    variants = []
+    for size in args.sizes:
+        print(f"step variants, alternated: pix2pix {size}x{size} ...", flush=True)
+        variants.append(run_isolated("variants", size, args.variant_steps, args.variant_trials)[0])
     pipeline = []
     for workers in (1, 2):
         print(f"data pipeline: {workers} worker(s) ...", flush=True)
@@ -538,7 +640,7 @@ def main(argv=None):
                 for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
     print(f"MINDIR and ONNX Runtime, alternated: {args.mindir_size}x{args.mindir_size} ...", flush=True)
     runtimes = run_isolated("runtimes", args.mindir_size, args.mindir_repeats, args.runtime_requests)[0]
-    text = markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped)
+    text = markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped, variants)
     write_text(args.out, text + "\n" + "\n".join(runtimes_markdown(runtimes)) + "\n")
 
 

@@ -138,6 +138,7 @@ class Trainer:
         for source, target, noise in dataset.create_tuple_iterator(num_epochs=1):
             values = [float(v.asnumpy()) for v in self.step_cell(source, target, noise)]
             step += 1
+            self.step_cell.average_weights(step)
             if timed_from is None:  # time from the second step: the first one warms up
                 timed_from = (time.time(), step)
             self._check_finite(values, step)
@@ -152,6 +153,7 @@ class Trainer:
             if step % self.steps_per_epoch == 0:
                 self._end_epoch(step, epoch)
             elif cfg.save_checkpoint_steps and step % cfg.save_checkpoint_steps == 0:
+                self.step_cell.average_weights(step, catch_up=True)
                 self._average_statistics()
                 if main:
                     checkpoint.save_resume_state(cfg.ckpt_dir, self.step_cell, step, self.arch)
@@ -200,6 +202,7 @@ class Trainer:
         """Samples, curves, validation and checkpoints, on rank 0 only: the other ranks go on
         and wait at the next step's gradient all-reduce, for as long as this takes."""
         cfg = self.cfg
+        self.step_cell.average_weights(step, catch_up=True)
         self._average_statistics()
         if not self.ranks.is_main:
             return

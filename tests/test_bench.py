@@ -14,6 +14,7 @@ def test_bench_writes_every_table(tmp_path):
                                         "--mindir_size", "32", "--mindir_repeats", "2", "--tiled_size", "80",
                                         "--tiled_tile", "64", "--tiled_crop", "32", "--uncapped_size", "32",
                                         "--uncapped_steps", "1", "--serve_size", "32", "--serve_requests", "2",
+                                        "--variant_steps", "1", "--variant_trials", "1",
                                         "--out", out])
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
@@ -23,6 +24,9 @@ def test_bench_writes_every_table(tmp_path):
     assert re.search(r"\| 80x80 \| 64 \| 4 \| 32 \| \d+\.\d \| \d+ \|", text)  # tiled FITS
     assert re.search(r"\| 4 \| 8 \| \d+\.\d\d \| \d+ \| \d+ \|", text)  # serve.py, 4 clients x 2 requests
     assert "MindSpore" in text and "cores" in text
+    # The default step against the plain one, alternated in one process, as ratios.
+    assert re.search(r"\| default \| \d+\.\d{3} \| \d+\.\d{3}x \(", text)
+    assert re.search(r"\| plain \(transposed decoder, no weight average\) \| \d+\.\d{3} \| 1\.000x \(", text)
     # CPU, oneDNN's kernels per primitive, and the step with the ISA cap off.
     assert re.search(r"\| convolution forward_training \| `[^`]+` \(\d+\)", text)
     assert "Reference-kernel convolutions: none." in text

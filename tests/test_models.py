@@ -209,26 +209,106 @@ def test_a_checkpoint_with_the_old_encoder_biases_is_refused_not_loaded_in_part(
         load_network(net, path, {})
 
 
+class _OneWeight(ms.nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.w = ms.Parameter(Tensor(np.zeros(2, np.float32)), name="w")
+
+
 def test_weight_average_follows_the_warmed_up_decay():
-    """After each update: average -= (1 - min(decay, (1 + n) / (10 + n))) * (average - weight)."""
-    from mindspore import Parameter, nn
+    """An update covering k steps: average -= (1 - keep ** k) * (average - weight), with
+    keep = min(decay, (1 + n) / (10 + n)) after n steps; k = 1 is the per-step average."""
     from src.models.train_step import WeightAverage
-
-    class One(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            self.w = Parameter(Tensor(np.zeros(2, np.float32)), name="w")
-
-    net = One()
+    net = _OneWeight()
     average = WeightAverage(net, 0.5)
-    expected = np.zeros(2)
-    for n, value in enumerate([1.0, 3.0, -2.0], 1):
+    expected, n = np.zeros(2), 0
+    for value, steps in [(1.0, 1), (3.0, 1), (-2.0, 1), (4.0, 3)]:
         net.w.set_data(Tensor(np.full(2, value, np.float32)))
-        average()
-        keep = min(0.5, (1 + n) / (10 + n))
+        average(Tensor(steps, ms.float32))
+        n += steps
+        keep = min(0.5, (1 + n) / (10 + n)) ** steps
         expected = expected - (1 - keep) * (expected - value)
         np.testing.assert_allclose(average.average[0].asnumpy(), expected, rtol=1e-6)
+    assert float(average.updates.asnumpy()) == n
     assert average.averaged()[0]["name"] == "w"
+
+
+def test_the_training_step_averages_every_n_steps_and_catches_up_before_checkpoints():
+    """--ema_every N: an update at every N-th step covering the N steps, and one covering the
+    steps since the last when a checkpoint or validation asks (catch_up)."""
+    cfg = make_cfg(32, "--ema_decay", "0.9", "--ema_every", "4")
+    netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
+    step = registry.build_train_step(cfg, netG, netD, learning_rates("constant", 2e-4, 10, 1, 0, 1))
+    covered = []
+    for done in range(1, 11):
+        step.average_weights(done, catch_up=done == 6)
+        covered.append(float(step.ema.updates.asnumpy()))
+    assert covered == [0, 0, 0, 4, 4, 6, 6, 8, 8, 8]
+    step.average_weights(8, catch_up=True)  # nothing pending: no update
+    assert float(step.ema.updates.asnumpy()) == 8
+
+
+class _Weighted(ms.nn.Cell):
+    """sum(layer(x) * seed): a scalar whose gradient pulls `seed` back through the layer."""
+
+    def __init__(self, layer, seed):
+        super().__init__()
+        self.layer = layer
+        self.seed = seed
+
+    def construct(self, x):
+        return (self.layer(x) * self.seed).sum()
+
+
+def _explicit_resize_conv(x, weight, bias, padding_type):
+    """Nearest x2, padding 1, 3x3 cross-correlation, in NumPy: the definition."""
+    up = x.repeat(2, axis=2).repeat(2, axis=3)
+    mode = {"zero": "constant", "reflection": "reflect", "replication": "edge"}[padding_type]
+    up = np.pad(up, ((0, 0), (0, 0), (1, 1), (1, 1)), mode=mode)
+    height, width = up.shape[2] - 2, up.shape[3] - 2
+    out = np.zeros((x.shape[0], weight.shape[0], height, width))
+    for dy in range(3):
+        for dx in range(3):
+            out += np.einsum("bihw,oi->bohw", up[:, :, dy:dy + height, dx:dx + width], weight[:, :, dy, dx])
+    return out + bias[None, :, None, None]
+
+
+@pytest.mark.parametrize("padding_type", ["zero", "reflection", "replication"])
+def test_resize_convolution_as_a_transposed_convolution_equals_upsample_then_convolve(padding_type):
+    """Both formulations of ResizeConv, with the same weights, give nearest x2 + 3x3 convolution:
+    the output, and the gradients for the input and the weights."""
+    from src.models.layers import ResizeConv
+    x = rand(2, 5, 6, 10)
+    forms = {form: ResizeConv(5, 4, True, padding_type, transposed=form) for form in (True, False)}
+    forms[False].conv.weight.set_data(forms[True].conv.weight.data)
+    forms[False].conv.bias.set_data(Tensor(np.linspace(-1, 1, 4).astype(np.float32)))
+    forms[True].conv.bias.set_data(forms[False].conv.bias.data)
+    expected = _explicit_resize_conv(x.asnumpy(), forms[True].conv.weight.asnumpy(),
+                                     forms[True].conv.bias.asnumpy(), padding_type)
+    seed = rand(2, 4, 12, 20, seed=1)
+    gradients = []
+    for layer in forms.values():
+        np.testing.assert_allclose(layer(x).asnumpy(), expected, atol=1e-5)
+        grad_x, grad_weights = ms.grad(_Weighted(layer, seed), grad_position=0,
+                                       weights=layer.trainable_params())(x)
+        gradients.append([grad_x.asnumpy()] + [g.asnumpy() for g in grad_weights])
+    for transposed, explicit in zip(*gradients):
+        np.testing.assert_allclose(transposed, explicit, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding_type", ["zero", "reflection"])
+def test_an_old_resize_convolution_checkpoint_gives_the_output_it_gave(padding_type):
+    """tests/data/resize_unet_*.ckpt and their outputs were written by the explicit-only
+    ResizeConv of commit ae654c6 (ngf 2, trained at 32 px, random batch-norm statistics)."""
+    import os
+    data = os.path.join(os.path.dirname(__file__), "data")
+    saved = np.load(os.path.join(data, "resize_unet_outputs.npz"))
+    net = UnetGenerator(3, 3, 2, 5, padding_type=padding_type, train_size=32, upsample="resize")
+    not_loaded, unused = ms.load_param_into_net(
+        net, ms.load_checkpoint(os.path.join(data, f"resize_unet_{padding_type}.ckpt")), strict_load=True)
+    assert not not_loaded and not unused
+    net.set_train(False)
+    np.testing.assert_allclose(net(Tensor(saved["input"])).asnumpy(), saved[padding_type], atol=1e-5)
 
 
 def test_resize_convolution_decoder_keeps_sizes_and_has_no_transposed_convolution():

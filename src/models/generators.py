@@ -14,6 +14,9 @@ from src.utils.errors import UserError
 
 MIN_UNET_SIZE = 32
 MAX_UNET_DOWNS = 8
+# Resize-convolution decoder blocks whose input is at most this wide at the training size take the
+# explicit form (bench/RESULTS.md: fastest on the 64-px and 256-px steps).
+EXPLICIT_RESIZE_MAX_SIZE = 2
 
 
 def unet_depth(size):
@@ -51,14 +54,17 @@ class UnetDown(nn.Cell):
 
 
 class UnetUp(nn.Cell):
-    """ReLU -> 4x4 transposed conv stride 2 (or, with upsample "resize", ResizeConv) -> norm, or
-    -> tanh on the outermost block."""
+    """ReLU -> ResizeConv (or, with upsample "transpose", a 4x4 transposed conv stride 2) -> norm,
+    or -> tanh on the outermost block. `train_input_size`: the block's input size at the training
+    size, which picks ResizeConv's faster formulation."""
 
-    def __init__(self, in_channels, out_channels, norm, outermost, upsample="transpose", padding_type="zero"):
+    def __init__(self, in_channels, out_channels, norm, outermost, upsample="transpose", padding_type="zero",
+                 train_input_size=None):
         super().__init__()
         has_bias = outermost or uses_bias(norm)
-        up = (ResizeConv(in_channels, out_channels, has_bias, padding_type) if upsample == "resize"
-              else up_conv(in_channels, out_channels, has_bias=has_bias))
+        up = (ResizeConv(in_channels, out_channels, has_bias, padding_type,
+                         transposed=train_input_size is None or train_input_size > EXPLICIT_RESIZE_MAX_SIZE)
+              if upsample == "resize" else up_conv(in_channels, out_channels, has_bias=has_bias))
         layers = [nn.ReLU(), up]
         layers.append(nn.Tanh() if outermost else norm_layer(norm, out_channels))
         self.block = nn.SequentialCell(layers)
@@ -86,7 +92,8 @@ class UnetGenerator(nn.Cell):
             downs.append(UnetDown(input_nc if outermost else outer, widths[level], norm, padding_type,
                                   outermost, innermost))
             up_in = widths[level] if innermost else widths[level] * 2
-            ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost, upsample, padding_type))
+            ups.append(UnetUp(up_in, output_nc if outermost else outer, norm, outermost, upsample, padding_type,
+                              train_size // 2 ** (level + 1)))
         self.downs = nn.CellList(downs)
         self.ups = nn.CellList(ups)
         self.dropout_rate = dropout_rate

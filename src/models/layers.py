@@ -1,7 +1,8 @@
 """Building blocks shared by the generators and discriminators."""
 import mindspore.nn as nn
 import mindspore.ops as ops
-from mindspore import mint
+import numpy as np
+from mindspore import Tensor, mint
 
 
 class InstanceNorm2d(nn.Cell):
@@ -54,26 +55,76 @@ def up_conv(in_channels, out_channels, has_bias):
                               has_bias=has_bias)
 
 
+# Nearest x2 then a 3x3 convolution, per axis: the even output row 2i sees (x[i-1], x[i], x[i]) and
+# the odd row 2i+1 sees (x[i], x[i], x[i+1]), so the 3 taps (w-1, w0, w1) act as the 4 taps
+# (w1, w0 + w1, w-1 + w0, w-1) of a stride-2 transposed convolution: K = A w A^T with this A.
+_RESIZE_TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], np.float32)
+
+
 class ResizeConv(nn.Cell):
     """Nearest-neighbour x2, then a 3x3 convolution (padding 1 of `padding_type`): the
     resize-convolution of Odena et al. 2016 ("Deconvolution and Checkerboard Artifacts"), which
-    doubles the size like up_conv without its uneven kernel overlap."""
+    doubles the size like up_conv without its uneven kernel overlap.
 
-    def __init__(self, in_channels, out_channels, has_bias, padding_type="zero"):
+    Two exact formulations of the same function and parameters (`conv.weight`, `conv.bias`, so
+    checkpoints of either load in both), chosen by `transposed` for speed alone:
+    - transposed: the 4x4, stride-2 transposed convolution it equals, its kernel built from the
+      3x3 weights in the graph: up_conv's arithmetic, where upsampling first runs the 3x3
+      convolution at four times the pixels. Reflection and replication padding of the upsampled
+      map both repeat the low-resolution edge, so those replicate one low-resolution pixel first
+      and crop it (padding 3) from the transposed output.
+    - explicit: upsample, pad, convolve. On maps of a few pixels the cost is the weights, and
+      this form touches 9 taps per channel pair where building the kernel touches 9 + 16.
+    """
+
+    def __init__(self, in_channels, out_channels, has_bias, padding_type="zero", transposed=True):
         super().__init__()
-        self.pad = Pad2d(1, padding_type)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, pad_mode="valid", has_bias=has_bias)
+        self.out_channels = out_channels
+        self.transposed = transposed
         self.onnx_form = False
+        if not transposed:
+            self.pad = Pad2d(1, padding_type)
+            return
+        self.edge = None if padding_type == "zero" else Pad2d(1, "replication")
+        self.crop = 1 if padding_type == "zero" else 3
+        self.transposed_conv = ops.Conv2DTranspose(out_channel=in_channels, kernel_size=4, mode=1,
+                                                   pad_mode="pad", pad=self.crop, stride=2)
+        # (3x3 taps) -> (4x4 taps), transposed for the matmul that builds the kernel.
+        self.taps = Tensor(np.kron(_RESIZE_TAPS, _RESIZE_TAPS).T)
 
     def construct(self, x):
-        if self.onnx_form:  # the reshapes below are written to ONNX with the traced sizes
+        if self.transposed:
+            return self._transposed(x)
+        if self.onnx_form:  # _nearest_2x's reshapes are written to ONNX with the traced sizes
             return self.conv(self.pad(mint.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")))
-        # Nearest x2 as a broadcast and a reshape: their gradient is a sum, where the gradient of
-        # MindSpore's nearest resize on CPU took minutes per step.
-        batch, channels, height, width = ops.shape(x)
-        doubled = ops.broadcast_to(ops.reshape(x, (batch, channels, height, 1, width, 1)),
-                                   (batch, channels, height, 2, width, 2))
-        return self.conv(self.pad(ops.reshape(doubled, (batch, channels, height * 2, width * 2))))
+        return self.conv(self.pad(_nearest_2x(x)))
+
+    def _transposed(self, x):
+        if self.edge is not None:
+            x = self.edge(x)
+        batch, _, height, width = ops.shape(x)
+        size = (batch, self.out_channels, 2 * height + 2 - 2 * self.crop, 2 * width + 2 - 2 * self.crop)
+        y = self.transposed_conv(x, self._kernel(), size)
+        if self.conv.has_bias:
+            y = ops.bias_add(y, self.conv.bias)
+        return y
+
+    def _kernel(self):
+        """The (in, out, 4, 4) transposed-convolution kernel of the (out, in, 3, 3) weights."""
+        weight = ops.transpose(self.conv.weight, (1, 0, 2, 3))
+        in_channels, out_channels = ops.shape(weight)[:2]
+        flat = ops.matmul(ops.reshape(weight, (in_channels * out_channels, 9)), self.taps)
+        return ops.reshape(flat, (in_channels, out_channels, 4, 4))
+
+
+def _nearest_2x(x):
+    """Nearest x2 as a broadcast and a reshape: their gradient is a sum, where the gradient of
+    MindSpore's nearest resize on CPU took minutes per step."""
+    batch, channels, height, width = ops.shape(x)
+    doubled = ops.broadcast_to(ops.reshape(x, (batch, channels, height, 1, width, 1)),
+                               (batch, channels, height, 2, width, 2))
+    return ops.reshape(doubled, (batch, channels, height * 2, width * 2))
 
 
 class Pad2d(nn.Cell):

@@ -49,16 +49,17 @@ class Pix2Pix(Model):
     name = "pix2pix"
     summary = "U-Net + PatchGAN, GAN + L1"
     defaults = {"norm": "batch", "padding_type": "zero", "lambda_GAN": 1.0, "ema_decay": 0.999}
+    predates = {"upsample": "transpose"}
     generator_arch = ("input_nc", "output_nc", "ngf", "norm", "padding_type", "upsample", "unet_depth")
     discriminator_arch = ("input_nc", "output_nc", "ndf", "n_layers_D", "norm", "padding_type")
     loss_names = ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1")
 
     def add_generator_flags(self, group):
-        group.add_argument("--upsample", default="transpose", choices=["transpose", "resize"],
-                           help="U-Net decoder upsampling: transpose: 4x4 transposed convolution (the "
-                                "reference); resize: nearest x2 then 3x3 convolution, free of checkerboard "
-                                "artefacts and better on bench/QUALITY.md, but about 1.8x the training step "
-                                "at 256 px on CPU (default: %(default)s)")
+        group.add_argument("--upsample", default="resize", choices=["transpose", "resize"],
+                           help="U-Net decoder upsampling: resize: nearest x2 then 3x3 convolution, free of "
+                                "checkerboard artefacts and better on bench/QUALITY.md, computed at the cost "
+                                "of a transposed convolution (bench/RESULTS.md); transpose: 4x4 transposed "
+                                "convolution, the reference's decoder (default: %(default)s)")
         group.add_argument("--dropout", type=str2bool, default=True,
                            help="dropout 0.5 in the U-Net's innermost 512-channel decoder blocks while "
                                 "training (default: %(default)s)")

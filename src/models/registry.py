@@ -28,6 +28,9 @@ class Model(abc.ABC):
     summary = ""
     # Values of the shared flags whose default depends on the model (norm, padding_type, lambda_GAN).
     defaults = {}
+    # {flag: value} every run had before the flag was recorded: what a checkpoint that does not
+    # record the flag was trained with (the default may have changed since).
+    predates = {}
     # Flags (or derived values, see `derived`) that change each network's weights.
     generator_arch = ()
     discriminator_arch = ()
@@ -156,7 +159,7 @@ def build_train_step(cfg, netG, netD, lr_per_step):
     _name_optimizer_state(opt_D, "opt_D.", netD)
     target_fill = fill_on_model_scale(side_scaling(cfg, "target"))
     return GANTrainOneStep(netG, netD, loss_D, loss_G, opt_G, opt_D, cfg.loss_scale, target_fill,
-                           cfg.ema_decay)
+                           cfg.ema_decay, cfg.ema_every)
 
 
 def _name_optimizer_state(optimizer, prefix, network):

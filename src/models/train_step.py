@@ -47,24 +47,28 @@ class WeightAverage(nn.Cell):
     """Exponential moving average of a network's parameters (batch-norm statistics included),
     kept in Parameters named "ema." + the parameter's name so that the resume state holds it.
 
-    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (as TensorFlow's
-    ExponentialMovingAverage with num_updates), so the average does not carry the random
-    initial weights for the first thousands of steps."""
+    An update covering k steps decays the average by keep ** k, where keep warms up as
+    min(decay, (1 + n) / (10 + n)) after n steps (as TensorFlow's ExponentialMovingAverage with
+    num_updates), so the average does not carry the random initial weights for the first
+    thousands of steps. With k = 1 at every step this is the plain per-step average; the training
+    step updates it every `every` steps (GANTrainOneStep.average_weights). "ema.updates" counts the
+    steps averaged."""
 
-    def __init__(self, network, decay):
+    def __init__(self, network, decay, every=1):
         super().__init__(auto_prefix=False)
         self.decay = decay
+        self.every = every
         params = network.get_parameters()
         self.source = ParameterTuple(params)
         self.average = ParameterTuple([Parameter(Tensor(p.asnumpy()), name="ema." + p.name, requires_grad=False)
                                        for p in self.source])
         self.updates = Parameter(Tensor(0, mstype.float32), name="ema.updates", requires_grad=False)
 
-    def construct(self):
-        n = self.updates + 1.0
-        keep = ops.minimum(ops.cast(self.decay, mstype.float32), (1.0 + n) / (10.0 + n))
+    def construct(self, steps):
+        n = self.updates + steps
+        keep = ops.pow(ops.minimum(ops.cast(self.decay, mstype.float32), (1.0 + n) / (10.0 + n)), steps)
         for average, weight in zip(self.average, self.source):
-            ops.assign(average, average - (1.0 - ops.cast(keep, average.dtype)) * (average - weight))
+            ops.assign_sub(average, (average - weight) * (1.0 - ops.cast(keep, average.dtype)))
         ops.assign(self.updates, n)
         return n
 
@@ -94,10 +98,10 @@ class GANTrainOneStep(nn.Cell):
     """
 
     def __init__(self, netG, netD, loss_D, loss_G, opt_G, opt_D, loss_scale=0.0, target_fill=0.0,
-                 ema_decay=0.0):
+                 ema_decay=0.0, ema_every=1):
         super().__init__(auto_prefix=False)
-        # G's weight average (WeightAverage) after every G update, when ema_decay > 0.
-        self.ema = WeightAverage(netG, ema_decay) if ema_decay > 0 else None
+        # G's weight average (WeightAverage) when ema_decay > 0, updated by `average_weights`.
+        self.ema = WeightAverage(netG, ema_decay, ema_every) if ema_decay > 0 else None
         self.target_fill = target_fill
         self.netG = netG
         self.loss_D = loss_D
@@ -135,9 +139,19 @@ class GANTrainOneStep(nn.Cell):
         loss_G, finite_G = self._apply(self.opt_G, self._finish(grads_G, self.reducer_G), loss_G)
         if self.use_loss_scale:
             loss_G = ops.depend(loss_G, self.loss_scale(ops.logical_and(finite_D, finite_G)))
-        if self.ema is not None:
-            loss_G = ops.depend(loss_G, self.ema())
         return (loss_D, loss_G) + aux_D + aux_G
+
+    def average_weights(self, steps_done, catch_up=False):
+        """Brings G's weight average up to `steps_done` steps when an update is due: every
+        ema_every steps, and with `catch_up` (before a checkpoint or a validation, so that they
+        hold the average of every step done). It runs as a graph of its own: memory-bound over
+        all of G's weights, it cost more inside the step's graph than alone, and alone it can
+        skip steps."""
+        if self.ema is None or not (catch_up or steps_done % self.ema.every == 0):
+            return
+        pending = steps_done - int(self.ema.updates.asnumpy())
+        if pending > 0:
+            self.ema(Tensor(pending, mstype.float32))
 
     def _seed(self, loss, aux):
         """The backward pass's seed for (loss, aux): 1 (or the loss scale when scaling is on)

@@ -282,6 +282,11 @@ def _add_optim(parser):
                        help="decay of an exponential moving average of G's weights, saved in "
                             "Generator_<epoch>.ckpt for eval and export in place of the last weights; "
                             "0 turns it off (bench/QUALITY.md measures it); default: " + _per_model("ema_decay"))
+    group.add_argument("--ema_every", type=positive_int, default=10,
+                       help="update the weight average every N steps with the decay raised to the N-th "
+                            "power: an update reads and writes all of G's weights, about half a 64-px "
+                            "step; 1 updates every step (bench/RESULTS.md measures both) "
+                            "(default: %(default)s)")
     group.add_argument("--amp_level", default="O0", choices=["O0", "O2", "O3"],
                        help="mixed precision on Ascend/GPU; CPU runs O0 (default: %(default)s)")
     group.add_argument("--loss_scale", type=float, default=0.0,
@@ -725,8 +730,12 @@ def save_resolved_config(cfg, path):
 
 def apply_recorded_flags(cfg, recorded, source):
     """Take the recorded training flags into `cfg`; a flag given on the command line or in the
-    config file with another value is a UserError naming both."""
-    for name, value in migrate(recorded).items():
+    config file with another value is a UserError naming both. A record older than one of its
+    model's flags holds the value every run had before that flag (the model's `predates`)."""
+    recorded = migrate(recorded)
+    model = _models().get(recorded.get("model", cfg.model))
+    recorded = {**(model.predates if model else {}), **recorded}
+    for name, value in recorded.items():
         if not hasattr(cfg, name):
             continue
         if name in cfg.given_flags and getattr(cfg, name) != value:
