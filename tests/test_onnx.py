@@ -21,7 +21,8 @@ UNET = ["--crop_size", "32", "--ngf", "8"]
 CC = ["--model", "pix2pixcc", "--crop_size", "32", "--ngf", "8", "--n_residual", "1", "--n_downsample", "2"]
 # Every generator the project trains: both U-Net decoders, both pix2pixCC upsamplings (with its
 # replication padding; reflection padding with the bilinear one).
-GENERATORS = {"unet": UNET, "unet_resize": [*UNET, "--upsample", "resize"], "pix2pixcc": CC,
+GENERATORS = {"unet_transpose": [*UNET, "--upsample", "transpose"], "unet_resize": [*UNET, "--upsample", "resize"],
+              "pix2pixcc": CC,
               "pix2pixcc_bilinear": [*CC, "--trans_conv", "False", "--padding_type", "reflection", "--norm", "batch"]}
 # Sizes other than the traced 32x32 (multiples of the U-Net's 32), and other batch sizes.
 SIZES = ((64, 96), (96, 32))
@@ -40,7 +41,7 @@ def export(ckpt, flags, file_name, *extra):
 
 
 # Per-image batch-norm statistics on the U-Nets (pix2pixCC's default instance norm is per image anyway).
-CASES = [(name, "running") for name in GENERATORS] + [("unet", "image"), ("unet_resize", "image")]
+CASES = [(name, "running") for name in GENERATORS] + [("unet_transpose", "image"), ("unet_resize", "image")]
 
 
 @pytest.mark.parametrize("generator,bn_stats", CASES)
