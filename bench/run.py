@@ -432,9 +432,118 @@ def load_markdown(load):
     return lines
 
 
+def export_both(size, folder, bn_stats, batch):
+    """The full-size U-Net (ngf = 64, trained at size) exported as MINDIR and as ONNX, both with
+    --bn_stats `bn_stats` and --batch_size `batch`: (MINDIR path, ONNX path)."""
+    from src.export import export_generator, recorded_flags, resolve_checkpoint_flags
+    from src.models import registry
+    from src.utils import checkpoint
+    from src.utils.config import parse_args
+    cfg = model_cfg(size)
+    ckpt = os.path.join(folder, "Generator.ckpt")
+    if not os.path.exists(ckpt):
+        checkpoint.save_network(registry.build_generator(cfg), ckpt,
+                                {"model": cfg.model, **registry.arch(cfg, "generator")}, recorded_flags(cfg))
+    return [export_generator(resolve_checkpoint_flags(parse_args("export", [
+        "--ckpt", ckpt, "--file_name", os.path.join(folder, f"generator_{bn_stats}_{batch}"), "--file_format", file_format,
+        "--bn_stats", bn_stats, "--batch_size", str(batch)]), warn=lambda line: None))
+            for file_format in ("MINDIR", "ONNX")]
+
+
+def served_requests_per_s(flag, path, content, requests):
+    """serve.py with `flag path` on 127.0.0.1: requests/s of one client POSTing `content` to
+    /translate `requests` times in a row (after one untimed request)."""
+    import socket
+    import httpx
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(path + ".serve.log", "w") as log:
+        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), flag, path, "--port", str(port)],
+                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600, trust_env=False) as client:
+            while server.poll() is None:
+                try:
+                    client.get("/health")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            client.post("/translate", files={"file": ("input.png", content)}).raise_for_status()
+            started = time.perf_counter()
+            for _ in range(requests):
+                client.post("/translate", files={"file": ("input.png", content)}).raise_for_status()
+            return requests / (time.perf_counter() - started)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def measure_runtimes(size, repeats, requests):
+    """The full-size U-Net's MINDIR (MindSpore GraphCell) and ONNX (onnxruntime, CPU) on one
+    size x size input: per-image latency at batch 1 (--bn_stats image, the default export) and
+    batch 8 (--bn_stats running, which a batched graph needs), the two runtimes alternated call
+    by call; then serve.py's requests/s with each, alternated twice; the largest output
+    difference between the two."""
+    graph_context()
+    from PIL import Image
+    from src.export import load_exported
+    folder = tempfile.mkdtemp(prefix="bench_runtimes_")
+    latency, difference = [], 0.0
+    for bn_stats, batch in (("image", 1), ("running", 8)):
+        models = [load_exported(path, flag) for path, flag in zip(export_both(size, folder, bn_stats, batch),
+                                                                   ("--mindir", "--onnx"))]
+        x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
+        outputs = [model.run(x) for model in models]  # compiles, warms up
+        difference = max(difference, float(np.abs(outputs[0] - outputs[1]).max()))
+        times = [[], []]
+        for _ in range(repeats):
+            for model, spent in zip(models, times):
+                started = time.perf_counter()
+                model.run(x)
+                spent.append(time.perf_counter() - started)
+        for model, spent in zip(models, times):
+            latency.append({"runtime": model.runtime, "batch": batch, "bn_stats": bn_stats,
+                            "per_image_ms": 1000 * float(np.median(spent)) / batch,
+                            "p10_ms": 1000 * float(np.percentile(spent, 10)) / batch,
+                            "p90_ms": 1000 * float(np.percentile(spent, 90)) / batch, "n": repeats})
+        del models
+    coarse = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    png = os.path.join(folder, "input.png")
+    Image.fromarray(coarse).resize((size, size), Image.BILINEAR).save(png)
+    content = open(png, "rb").read()
+    mindir, onnx_path = (os.path.join(folder, f"generator_image_1.{suffix}") for suffix in ("mindir", "onnx"))
+    serving = {"MINDIR": [], "ONNX": []}
+    for _ in range(2):
+        serving["MINDIR"].append(served_requests_per_s("--mindir", mindir, content, requests))
+        serving["ONNX"].append(served_requests_per_s("--onnx", onnx_path, content, requests))
+    return {"size": size, "latency": latency, "max_difference": difference, "requests": requests,
+            "serving": serving}
+
+
+def runtimes_markdown(result):
+    """The MINDIR-vs-ONNX Runtime section."""
+    size = result["size"]
+    rows = {(r["batch"], r["runtime"].split()[0]): r for r in result["latency"]}
+    lines = [f"## MINDIR (MindSpore) and ONNX (onnxruntime) inference, alternated in one run ({size}x{size}, "
+             "full-size U-Net)", "",
+             "The same generator exported both ways; per-image latency with the two runtimes alternated call by "
+             f"call, then serve.py with each ({result['requests']} requests of one client, PNG {size}x{size}, "
+             f"two rounds alternated). Largest output difference between the two: {result['max_difference']:.1e}.", "",
+             "| batch (bn_stats) | runtime | median ms per image | p10 - p90 | calls |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['batch']} ({r['bn_stats']}) | {r['runtime']} | {r['per_image_ms']:.0f} | "
+              f"{r['p10_ms']:.0f} - {r['p90_ms']:.0f} | {r['n']} |" for r in result["latency"]]
+    for batch in sorted({batch for batch, _ in rows}):
+        lines.append(f"\nBatch {batch}: ONNX Runtime takes {rows[(batch, 'onnxruntime')]['per_image_ms'] / rows[(batch, 'MindSpore')]['per_image_ms']:.2f}x "
+                     "the MINDIR's time per image.")
+    lines += ["", "| served file | requests/s (round 1, round 2) |", "| --- | --- |"]
+    lines += [f"| {kind} | {', '.join(f'{value:.2f}' for value in values)} |" for kind, values in result["serving"].items()]
+    return lines
+
+
 MEASURES = {"train": measure_train_step, "variants": measure_step_variants, "pipeline": measure_pipeline,
             "mindir": measure_mindir, "tiled": measure_tiled, "serve": measure_serve,
-            "tensorboard": measure_tensorboard, "load": measure_load}
+            "tensorboard": measure_tensorboard, "load": measure_load, "runtimes": measure_runtimes}
 
 
 def run_isolated(kind, *args, env=None):
@@ -648,16 +757,28 @@ def main(argv=None):
     parser.add_argument("--load_clients", type=int, default=8, help="its concurrent clients (default: 8)")
     parser.add_argument("--load_seconds", type=int, default=600,
                         help="no upload is sent after this many seconds of the load run (default: 600)")
-    parser.add_argument("--out", default=os.path.join(REPO, "bench", "RESULTS.md"),
-                        help="where to write the table (default: bench/RESULTS.md)")
+    parser.add_argument("--runtimes", action="store_true",
+                        help="only compare the MINDIR (MindSpore) with the ONNX (onnxruntime) at --mindir_size: "
+                             "latency at batch 1 and 8, serving requests/s (about 3 minutes); writes "
+                             "bench/RUNTIMES.md (or --out)")
+    parser.add_argument("--runtime_requests", type=int, default=10,
+                        help="requests per round when serving each file (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="where to write the tables (default: bench/RESULTS.md; with --load, bench/LOAD.md; "
+                             "with --runtimes, bench/RUNTIMES.md)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # one isolated measurement
     args = parser.parse_args(argv)
+    args.out = args.out or os.path.join(REPO, "bench", "LOAD.md" if args.load else
+                                        "RUNTIMES.md" if args.runtimes else "RESULTS.md")
     if args.measure:
         kind, *values = args.measure
         print(json.dumps(MEASURES[kind](*[v if not v.lstrip("-").isdigit() else int(v) for v in values])))
         return
     if args.load:
         write_load(args)
+        return
+    if args.runtimes:
+        write_runtimes(args)
         return
     info = machine()
     train = []
@@ -687,31 +808,42 @@ def main(argv=None):
                 for name, env in (("this project's setting", {}), (f"{runtime_env.ISA_VARIABLE}=ALL", UNCAPPED))]
     print("TensorBoard logging: the step with and without it ...", flush=True)
     board = run_isolated("tensorboard", min(args.sizes), args.steps, 10)[0]
+    print(f"MINDIR and ONNX Runtime, alternated: {args.mindir_size}x{args.mindir_size} ...", flush=True)
+    runtimes = run_isolated("runtimes", args.mindir_size, args.mindir_repeats, args.runtime_requests)[0]
     text = markdown(info, train, pipeline, mindir, tiled, serving, kernels, uncapped, variants)
-    text += "\n" + "\n".join(tensorboard_markdown([board])) + "\n"
-    tmp = args.out + ".tmp"
+    text += "\n" + "\n".join(tensorboard_markdown([board]) + [""] + runtimes_markdown(runtimes)) + "\n"
+    write_text(args.out, text)
+
+
+def write_text(path, text):
+    tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
-    os.replace(tmp, args.out)
+    os.replace(tmp, path)
     print(text)
-    print(f"written to {args.out}")
+    print(f"written to {path}")
+
+
+def write_runtimes(args):
+    """The MINDIR-vs-ONNX Runtime comparison alone (bench/RUNTIMES.md by default)."""
+    print(f"MINDIR and ONNX Runtime, alternated: {args.mindir_size}x{args.mindir_size} ...", flush=True)
+    runtimes = run_isolated("runtimes", args.mindir_size, args.mindir_repeats, args.runtime_requests)[0]
+    info = machine()
+    text = "\n".join([f"Machine: {info['cores']} cores, {info['cpu']}, MindSpore {info['mindspore']}, {info['date']}; "
+                      f"load average at start {', '.join(f'{v:.2f}' for v in info['load_average_at_start'])}. "
+                      "Written by `python bench/run.py --runtimes`.", "", *runtimes_markdown(runtimes)]) + "\n"
+    write_text(args.out, text)
 
 
 def write_load(args):
     """The load run alone, as its own Markdown file (bench/LOAD.md by default)."""
-    out = args.out if args.out != os.path.join(REPO, "bench", "RESULTS.md") else os.path.join(REPO, "bench", "LOAD.md")
     info = machine()
     print(f"serving under load: {args.load_requests} uploads, {args.load_clients} clients ...", flush=True)
     load = run_isolated("load", args.load_requests, args.load_clients, args.load_seconds)[0]
     text = "\n".join(["# Serving under load", "", f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, "
                       f"{info['cpu']}, Python {info['python']}, MindSpore {info['mindspore']}, {info['date']}. "
                       "Written by `python bench/run.py --load`.", "", *load_markdown(load)]) + "\n"
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, out)
-    print(text)
-    print(f"written to {out}")
+    write_text(args.out, text)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ echo "== evaluating the best generator ($BEST_RECORD) on the held-out photograph
     --batch_size 4 --predict_dir "$OUT/predict" --report_dir "$OUT/eval"
 echo "== exporting the MINDIR and translating the held-out inputs with it"
 "$PYTHON" export.py --ckpt "$BEST" --file_name "$OUT/generator"
+"$PYTHON" export.py --ckpt "$BEST" --file_name "$OUT/generator" --file_format ONNX
 "$PYTHON" predict.py --mindir "$OUT/generator.mindir" --input_dir "$OUT/data/test_inputs" \
     --predict_dir "$OUT/predict_mindir"
 "$PYTHON" -m src.dataset.quickstart_data picture --collages "$OUT/eval/collages" --out "$OUT/quickstart.png"
@@ -48,4 +49,4 @@ echo "== done in $(( ELAPSED / 60 )) min $(( ELAPSED % 60 )) s after the install
 echo "report:     $OUT/eval/report.pdf"
 echo "pictures:   $OUT/quickstart.png, $OUT/eval/collages/, $OUT/loss_show/loss_curve.png"
 echo "model:      $OUT/generator.mindir (translated images in $OUT/predict_mindir)"
-echo "serve it:   bash scripts/run_serve.sh $OUT/generator.mindir 8000   (then open http://127.0.0.1:8000/)"
+echo "serve it:   bash scripts/run_serve.sh $OUT/generator.onnx 8000   (ONNX Runtime, faster than the MINDIR here; then open http://127.0.0.1:8000/)"

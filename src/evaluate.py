@@ -1,8 +1,8 @@
 """From predictions to what people read: files, metrics CSV, summary JSON, collages, plots, PDF.
 
 `evaluate` takes (pair, input, prediction, original size) for each image, whatever made the
-prediction: the checkpoint network (eval.py), an exported MINDIR (predict.py), or the 310
-harness's output files (postprocess.py).
+prediction: the checkpoint network (eval.py), an exported MINDIR or ONNX file (predict.py,
+eval.py --onnx; `evaluate_exported`), or the 310 harness's output files (postprocess.py).
 """
 import csv
 import json
@@ -16,6 +16,9 @@ from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physi
 from src.dataset.pairs import (check_same_size, data_format, load_target, side_paths, side_unit,
                                write_prediction)
 from src.dataset.transforms import resize_chw
+from src.export import data_config, exported_model
+from src.inference import card_tiling, predictions
+from src.utils.checkpoint import atomic_write_text
 from src.utils.metrics import compute_metrics, metrics_for, physical_metrics, summarise
 from src.utils.report import COLLAGE_LABELS, INPUT_ONLY_LABELS, image_row, write_science_figure
 
@@ -116,6 +119,21 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     progress(PIXELS_COUNTED)
     progress(f"predictions in {os.path.abspath(predict_dir)}; metrics.csv, summary.json, metrics.png, "
              f"report.pdf and collages/ in {os.path.abspath(report_dir)}")
+    return rows
+
+
+def evaluate_exported(cfg, find, data_dir, data_flag, predict_dir, report_dir):
+    """`evaluate` the predictions of the exported model of --mindir or --onnx for the files
+    `find(data_dir, data_flag, data cfg)` lists, read as its card says; <report_dir>/model_card.json
+    is the card with the runtime that served."""
+    model = exported_model(cfg)
+    data_cfg = data_config(model.card)
+    tiling = card_tiling(model.card, cfg)
+    pairs = find(data_dir, data_flag, data_cfg)
+    print(f"run by {model.runtime}")
+    rows = evaluate(predictions(pairs, data_cfg, model.run, model.batch_size, tiling), data_cfg, predict_dir, report_dir)
+    atomic_write_text(os.path.join(report_dir, "model_card.json"),
+                      json.dumps({**model.card, "runtime": model.runtime}, indent=1))
     return rows
 
 

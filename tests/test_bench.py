@@ -14,7 +14,7 @@ def test_bench_writes_every_table(tmp_path):
                                         "--mindir_size", "32", "--mindir_repeats", "2", "--tiled_size", "80",
                                         "--tiled_tile", "64", "--tiled_crop", "32", "--uncapped_size", "32",
                                         "--uncapped_steps", "1", "--serve_size", "32", "--serve_requests", "2",
-                                        "--variant_steps", "1", "--variant_trials", "1",
+                                        "--variant_steps", "1", "--variant_trials", "1", "--runtime_requests", "1",
                                         "--out", out])
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
@@ -27,6 +27,8 @@ def test_bench_writes_every_table(tmp_path):
     # The default step against the plain one, alternated in one process, as ratios.
     assert re.search(r"\| default \| \d+\.\d{3} \| \d+\.\d{3}x \(", text)
     assert re.search(r"\| plain \(transposed decoder, no weight average\) \| \d+\.\d{3} \| 1\.000x \(", text)
+    # MINDIR against ONNX Runtime, alternated.
+    assert re.search(r"\| 1 \(image\) \| onnxruntime[^|]* \| \d+ \|", text)
     # CPU, oneDNN's kernels per primitive, and the step with the ISA cap off.
     assert re.search(r"\| convolution forward_training \| `[^`]+` \(\d+\)", text)
     assert "Reference-kernel convolutions: none." in text

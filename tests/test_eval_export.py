@@ -106,33 +106,6 @@ def test_exported_mindir_gives_the_checkpoint_output_at_any_size(model, tmp_path
     assert card["input_shape"] == [2, 3, None, None] and card["size_unit"] == 32
 
 
-@pytest.mark.xfail(strict=True, reason="MindSpore 2.10 writes the U-Net's Conv2dTranspose with an "
-                   "output_shape attribute onnxruntime rejects (known limitation, see README)")
-def test_exported_onnx_gives_the_checkpoint_output(model, tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    path, (x,), (reference,) = exported_and_reference(model, tmp_path, "ONNX", ".onnx")
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    output = session.run(None, {session.get_inputs()[0].name: x})[0]
-    assert np.abs(output - reference).max() < 1e-5
-
-
-@pytest.mark.xfail(strict=True, reason="--upsample resize is computed as a transposed convolution, which "
-                   "MindSpore 2.10 writes with an output_shape attribute onnxruntime rejects")
-def test_exported_onnx_of_a_resize_convolution_unet_gives_the_checkpoint_output(tmp_path):
-    """--upsample resize's ONNX export runs in onnxruntime."""
-    onnxruntime = pytest.importorskip("onnxruntime")
-    flags = [*MODEL_FLAGS, "--upsample", "resize"]
-    cfg = parse_args("eval", ["--val_data_dir", "x", "--ckpt", "x", *flags])
-    ckpt = str(tmp_path / "Generator_1.ckpt")
-    checkpoint.save_network(registry.build_generator(cfg), ckpt,
-                            {"model": cfg.model, **registry.arch(cfg, "generator")})
-    path, (x,), (reference,) = exported_and_reference((tmp_path, ckpt, None), tmp_path, "ONNX", ".onnx",
-                                                      flags=flags)
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    output = session.run(None, {session.get_inputs()[0].name: x})[0]
-    assert output.shape == reference.shape and np.abs(output - reference).max() < 1e-5
-
-
 def test_predict_with_the_mindir_matches_eval(model, tmp_path):
     root, ckpt, data = model
     name = str(tmp_path / "generator")

@@ -37,4 +37,5 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert steps and f"{steps.group(1)} steps per epoch, 1 epochs" in result.stdout
     assert re.search(r"== done in \d+ min \d+ s after the install", result.stdout)
     assert "report:" in result.stdout
-    assert f"bash scripts/run_serve.sh {out}/generator.mindir 8000" in result.stdout
+    assert f"bash scripts/run_serve.sh {out}/generator.onnx 8000" in result.stdout
+    assert os.path.isfile(out / "generator.onnx.json")

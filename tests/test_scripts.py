@@ -191,3 +191,8 @@ def test_serve_script_needs_the_model_card_and_passes_port_and_flags(fakes, tmp_
                      f"python-fake {REPO}/serve.py --mindir {mindir} --port 8000 --workers 2"]
     result = run_script("scripts/run_serve.sh", [mindir, "80x"], env, bin_dir)
     assert result.returncode == 2 and "PORT must be an integer" in result.stderr
+    onnx = tmp_path / "generator.onnx"
+    onnx.write_bytes(b"graph")
+    (tmp_path / "generator.onnx.json").write_text("{}")
+    assert run_script("scripts/run_serve.sh", [onnx], env, bin_dir).returncode == 0
+    assert record.read_text().splitlines()[-1].split(" | ")[0] == f"python-fake {REPO}/serve.py --onnx {onnx} --port 8000"

@@ -144,16 +144,24 @@ class ResidualBlock(nn.Cell):
 
 
 class Upsample2x(nn.Cell):
-    """Bilinear x2 (align_corners, as torch's UpsamplingBilinear2d), then a 3x3 convolution."""
+    """Bilinear x2 (align_corners, as torch's UpsamplingBilinear2d), then a 3x3 convolution.
+
+    MindSpore 2.10 cannot write a bilinear resize to ONNX: with `onnx_form` (use_onnx_forms) a
+    nearest x2 with align_corners stands in for it, which src/export.py's repair_onnx turns into
+    ONNX's bilinear Resize with align_corners."""
 
     def __init__(self, in_channels, out_channels, padding_type):
         super().__init__()
         self.pad = Pad2d(1, padding_type)
         self.conv = nn.Conv2d(in_channels, out_channels, 3, pad_mode="valid", has_bias=True)
+        self.onnx_form = False
 
     def construct(self, x):
         height, width = ops.shape(x)[2:]
-        x = ops.interpolate(x, size=(height * 2, width * 2), mode="bilinear", align_corners=True)
+        if self.onnx_form:
+            x = ops.ResizeNearestNeighbor((height * 2, width * 2), align_corners=True)(x)
+        else:
+            x = ops.interpolate(x, size=(height * 2, width * 2), mode="bilinear", align_corners=True)
         return self.conv(self.pad(x))
 
 

@@ -2,7 +2,7 @@
 import mindspore.nn as nn
 import mindspore.ops as ops
 import numpy as np
-from mindspore import Tensor
+from mindspore import Tensor, mint
 
 
 class InstanceNorm2d(nn.Cell):
@@ -82,6 +82,7 @@ class ResizeConv(nn.Cell):
         self.conv = nn.Conv2d(in_channels, out_channels, 3, pad_mode="valid", has_bias=has_bias)
         self.out_channels = out_channels
         self.transposed = transposed
+        self.onnx_form = False
         if not transposed:
             self.pad = Pad2d(1, padding_type)
             return
@@ -95,6 +96,8 @@ class ResizeConv(nn.Cell):
     def construct(self, x):
         if self.transposed:
             return self._transposed(x)
+        if self.onnx_form:  # _nearest_2x's reshapes are written to ONNX with the traced sizes
+            return self.conv(self.pad(mint.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")))
         return self.conv(self.pad(_nearest_2x(x)))
 
     def _transposed(self, x):
@@ -129,7 +132,9 @@ class Pad2d(nn.Cell):
 
     Zeros go through the Pad primitive: with ops.pad's constant mode, MindSpore 2.10's CPU graph
     stalls on the third training step of a U-Net with resize-convolutions (the step never returns;
-    reflection and replication are unaffected)."""
+    reflection and replication are unaffected). MindSpore 2.10 cannot write reflection or
+    replication padding (PadV3) to ONNX: with `onnx_form` (use_onnx_forms) the edges are sliced
+    and concatenated instead, which it writes as Slice and Concat for any height and width."""
 
     MODES = {"reflection": "reflect", "replication": "replicate"}
 
@@ -138,11 +143,45 @@ class Pad2d(nn.Cell):
         self.padding = (size, size, size, size)
         self.zero = ops.Pad(((0, 0), (0, 0), (size, size), (size, size))) if padding_type == "zero" else None
         self.mode = self.MODES.get(padding_type)
+        self.edges = _edge_slices(size, self.mode)
+        self.onnx_form = False
 
     def construct(self, x):
         if self.zero is not None:
             return self.zero(x)
+        if self.onnx_form:
+            return _pad_by_slices(_pad_by_slices(x, self.edges, 2), self.edges, 3)
         return ops.pad(x, self.padding, mode=self.mode)
+
+
+# A slice end past any image side: the exporter writes the bounds of x[a:] as traced.
+_PAST_THE_END = 2 ** 31 - 1
+
+
+def _edge_slices(size, mode):
+    """(start, end) of the rows that pad the top, then the bottom, by `size`, bottom rows counted
+    from the end (so that they hold for any height): reflection mirrors about the edge row,
+    replication repeats it."""
+    if mode == "reflect":
+        return (tuple((k, k + 1) for k in range(size, 0, -1)),
+                tuple((-k - 1, -k) for k in range(1, size + 1)))
+    return ((0, 1),) * size, ((-1, _PAST_THE_END),) * size
+
+
+def _pad_by_slices(x, edges, axis):
+    top, bottom = edges
+    if axis == 2:
+        return ops.concat([x[:, :, a:b] for a, b in top] + [x] + [x[:, :, a:b] for a, b in bottom], 2)
+    return ops.concat([x[:, :, :, a:b] for a, b in top] + [x] + [x[:, :, :, a:b] for a, b in bottom], 3)
+
+
+def use_onnx_forms(network):
+    """Cells of `network` that MindSpore cannot write to ONNX as they are use their ONNX form (the
+    same output, see Pad2d and Upsample2x): for export to ONNX only."""
+    for _, cell in network.cells_and_names():
+        if hasattr(cell, "onnx_form"):
+            cell.onnx_form = True
+    return network
 
 
 class LeakyReLU(nn.Cell):

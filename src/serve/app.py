@@ -209,7 +209,7 @@ def create_app(model, cfg):
         """The model card export.py wrote, and how this server serves the model (file names only
         unless the server runs with --show_paths)."""
         return {**card, "serving": {
-            "file": served_file, "kind": model.kind, "default_format": model.default_format,
+            "file": served_file, "kind": model.kind, "runtime": model.runtime, "default_format": model.default_format,
             "output_formats": list(model.output_formats), "input_format": model.side_format("input"),
             "target_format": model.side_format("target"), "input_extensions": list(model.input_extensions()),
             **{f"{side}_scaling": describe_scaling(side_scaling(model.data_cfg, side)) for side in ("input", "target")},

@@ -1,4 +1,4 @@
-"""The served model: an exported MINDIR with its model card (or a generator checkpoint), and one
+"""The served model: an exported MINDIR or ONNX file with its model card (or a generator checkpoint), and one
 uploaded file translated exactly as predict.py translates a file of its --input_dir.
 
 An upload is saved under its own (sanitised) name in a private temporary folder, so that the
@@ -18,12 +18,14 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
+import mindspore
+
 from src.dataset.io import (EIGHT_BIT_FORMATS, FORMAT_EXTENSIONS, declared_shape, has_format, is_image_file, read_array,
                             write_image)
 from src.dataset.normalize import model_to_image, side_scaling, to_model
 from src.dataset.pairs import Pair, data_format, write_prediction
-from src.export import data_config, load_generator, load_mindir, model_card, resolve_checkpoint_flags
-from src.inference import card_tiling, graph_run, network_run, predictions
+from src.export import data_config, exported_model, load_generator, model_card, resolve_checkpoint_flags
+from src.inference import card_tiling, network_run, predictions
 from src.models import registry
 from src.utils import checkpoint
 from src.utils.config import parse_args
@@ -62,10 +64,11 @@ def safe_name(filename):
 class ServedModel:
     card: dict
     source: str  # the MINDIR or checkpoint served
-    kind: str  # "mindir" or "checkpoint"
+    kind: str  # "mindir", "onnx" or "checkpoint"
     run: object  # NCHW batch -> NCHW output; calls are serialised
     batch_size: int
     tiling: object
+    runtime: str  # what runs the graph: MindSpore, or onnxruntime and its execution provider
 
     @cached_property
     def data_cfg(self):
@@ -182,15 +185,17 @@ def serialised(run):
 
 
 def load_served_model(cfg):
-    """The ServedModel of --mindir or --ckpt; what cannot be served is a one-line UserError."""
-    if cfg.mindir:
-        graph, card = load_mindir(cfg.mindir)
-        batch_size = card["input_shape"][0]
-        run, source, kind = graph_run(graph, batch_size), cfg.mindir, "mindir"
+    """The ServedModel of --mindir, --onnx or --ckpt; what cannot be served is a one-line UserError."""
+    if cfg.mindir or cfg.onnx:
+        model = exported_model(cfg)
+        card, run, batch_size, runtime = model.card, model.run, model.batch_size, model.runtime
+        source, kind = (cfg.onnx, "onnx") if cfg.onnx else (cfg.mindir, "mindir")
     else:
         card, netG = _checkpoint_generator(cfg.ckpt)
         batch_size, run, source, kind = 1, network_run(netG), cfg.ckpt, "checkpoint"
-    return ServedModel(card, os.path.abspath(source), kind, serialised(run), batch_size, card_tiling(card, cfg))
+        runtime = f"MindSpore {mindspore.__version__} ({cfg.device_target})"
+    return ServedModel(card, os.path.abspath(source), kind, serialised(run), batch_size, card_tiling(card, cfg),
+                       runtime)
 
 
 def _checkpoint_generator(path):

@@ -345,7 +345,11 @@ def _add_eval(parser):
     group.add_argument("--val_data_dir", required=True,
                        help="folder of pairs to evaluate, in a layout training takes")
     _add_direction(group)
-    group.add_argument("--ckpt", required=True, help="generator checkpoint (Generator_<epoch>.ckpt)")
+    model = group.add_mutually_exclusive_group(required=True)
+    model.add_argument("--ckpt", help="generator checkpoint (Generator_<epoch>.ckpt)")
+    model.add_argument("--onnx", default=None,
+                       help="or an ONNX file written by export.py (its .json model card beside it), run by "
+                            "onnxruntime; the card gives the model and data flags")
     group.add_argument("--batch_size", type=positive_int, default=1,
                        help="images per forward pass (default: %(default)s)")
     group.add_argument("--predict_dir", default="./results/predict",
@@ -384,21 +388,27 @@ def _add_export(parser):
     group.add_argument("--file_name", default="./results/pix2pix_generator",
                        help="output path; the format's suffix is added (default: %(default)s)")
     group.add_argument("--file_format", default="MINDIR", choices=["MINDIR", "AIR", "ONNX"],
-                       help="MINDIR for MindSpore and Ascend 310, AIR on Ascend only, ONNX for other "
-                            "runtimes (default: %(default)s)")
+                       help="MINDIR for MindSpore and Ascend 310, AIR on Ascend only, ONNX for ONNX Runtime, "
+                            "TensorRT, OpenVINO (default: %(default)s)")
     group.add_argument("--batch_size", type=positive_int, default=1,
                        help="batch size the exported graph takes (default: %(default)s)")
     group.add_argument("--image_size", type=positive_int, default=None,
                        help="square input size of a static exported graph; default: any height and width "
-                            "(multiples of the network's size unit) for MINDIR, --crop_size for AIR and ONNX")
+                            "(multiples of the network's size unit) for MINDIR and ONNX, --crop_size for AIR")
     _add_bn_stats(group)
     _add_direction(group)
 
 
+ONNX_HELP = ("ONNX file written by export.py --file_format ONNX (its .json model card must be beside it), run "
+             "by onnxruntime: on CUDA with --device_target GPU when onnxruntime-gpu is installed, else on the CPU")
+
+
 def _add_predict(parser):
-    group = parser.add_argument_group("prediction with an exported model")
-    group.add_argument("--mindir", required=True,
-                       help="MINDIR written by export.py (its .json model card must be beside it)")
+    group = parser.add_argument_group("prediction with an exported model (one of --mindir, --onnx)")
+    model = group.add_mutually_exclusive_group(required=True)
+    model.add_argument("--mindir", default=None,
+                       help="MINDIR written by export.py (its .json model card must be beside it), run by MindSpore")
+    model.add_argument("--onnx", default=None, help=ONNX_HELP)
     group.add_argument("--input_dir", required=True,
                        help="folder of input images (only the input side, not AB pairs)")
     group.add_argument("--predict_dir", default="./results/predict_mindir",
@@ -487,10 +497,11 @@ def _add_split_data(parser):
 
 
 def _add_serve(parser):
-    group = parser.add_argument_group("serving over HTTP (the model: one of --mindir, --ckpt)")
+    group = parser.add_argument_group("serving over HTTP (the model: one of --mindir, --onnx, --ckpt)")
     model = group.add_mutually_exclusive_group(required=True)
     model.add_argument("--mindir", default=None,
                        help="MINDIR written by export.py (its .json model card must be beside it)")
+    model.add_argument("--onnx", default=None, help=ONNX_HELP)
     model.add_argument("--ckpt", default=None,
                        help="a generator checkpoint instead (Generator_<epoch>.ckpt of a train.py that "
                             "records its flags), served as eval.py translates by default: batch norm with each image's own "
