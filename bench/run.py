@@ -6,6 +6,7 @@
 Each measurement runs in its own process so that its peak memory is its own.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -219,11 +220,38 @@ def exported_full_size(size, folder):
         "export", ["--ckpt", ckpt, "--file_name", os.path.join(folder, "generator")])))
 
 
+@contextlib.contextmanager
+def running_server(flag, path, log_path, warm_up):
+    """serve.py with `flag path` on a free 127.0.0.1 port, once /health answers and after one
+    untimed POST of `warm_up` ((name, bytes): compilation); yields (its base URL, the process)."""
+    import socket
+    import httpx
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), flag, path, "--port", str(port)],
+                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=url, timeout=600, trust_env=False) as client:
+            while server.poll() is None:
+                try:
+                    client.get("/health")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            client.post("/translate", files={"file": warm_up})
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 def measure_serve(size, requests_per_client):
     """serve.py on 127.0.0.1 with the full-size generator's MINDIR: a size x size PNG POSTed to
     /translate by 1 and 4 concurrent clients, each sending `requests_per_client` in a row;
     requests/s and latency percentiles. The first request (compilation) is not timed."""
-    import socket
     from concurrent.futures import ThreadPoolExecutor
     import httpx
     from PIL import Image
@@ -234,22 +262,7 @@ def measure_serve(size, requests_per_client):
     png = os.path.join(folder, "input.png")
     Image.fromarray(coarse).resize((size, size), Image.BILINEAR).save(png)
     content = open(png, "rb").read()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with open(os.path.join(folder, "server.log"), "w") as log:
-        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--mindir", mindir,
-                                   "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        with httpx.Client(base_url=url, timeout=600, trust_env=False) as client:
-            while server.poll() is None:
-                try:
-                    client.get("/health")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            client.post("/translate", files={"file": ("input.png", content)}).raise_for_status()
+    with running_server("--mindir", mindir, os.path.join(folder, "server.log"), ("input.png", content)) as (url, _):
 
         def one_client(_):
             latencies = []
@@ -269,9 +282,6 @@ def measure_serve(size, requests_per_client):
             rows.append({"clients": clients, "requests": len(latencies), "requests_per_s": len(latencies) / elapsed,
                          "p50_ms": 1000 * float(np.percentile(latencies, 50)),
                          "p95_ms": 1000 * float(np.percentile(latencies, 95))})
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     return {"size": size, "rows": rows}
 
 
@@ -358,7 +368,6 @@ def measure_load(requests, clients, deadline_s):
     `clients` concurrent clients sending `requests` uploads in all (load_uploads), stopping
     after `deadline_s`: requests/s, latency percentiles, the server's peak memory, answers by
     status; every good answer is compared with the same upload translated in this process."""
-    import socket
     from collections import Counter
     from concurrent.futures import ThreadPoolExecutor
     import httpx
@@ -370,22 +379,8 @@ def measure_load(requests, clients, deadline_s):
     uploads, good = load_uploads(requests, 20, np.random.default_rng(0))
     model = load_served_model(parse_args("serve", ["--mindir", mindir]))
     expected = {name: model.translate(name, content, "png")[0] for name, content in good.items()}
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with open(os.path.join(folder, "server.log"), "w") as log:
-        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), "--mindir", mindir,
-                                   "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        with httpx.Client(base_url=url, timeout=60, trust_env=False) as client:
-            while server.poll() is None:
-                try:
-                    client.get("/health")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            client.post("/translate", files={"file": next(iter(good.items()))})  # compilation, not timed
+    with running_server("--mindir", mindir, os.path.join(folder, "server.log"),
+                        next(iter(good.items()))) as (url, server):
         started = time.perf_counter()
 
         def send(upload):
@@ -405,9 +400,6 @@ def measure_load(requests, clients, deadline_s):
         elapsed = time.perf_counter() - started
         with open(f"/proc/{server.pid}/status") as status:
             peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     latencies = [latency for _, _, latency, _ in answers if latency is not None]
     return {"requests": requests, "clients": clients, "seconds": elapsed, "requests_per_s": len(latencies) / elapsed,
             **{f"p{q}_ms": 1000 * float(np.percentile(latencies, q)) for q in (50, 95, 99)},
@@ -453,30 +445,13 @@ def export_both(size, folder, bn_stats, batch):
 def served_requests_per_s(flag, path, content, requests):
     """serve.py with `flag path` on 127.0.0.1: requests/s of one client POSTing `content` to
     /translate `requests` times in a row (after one untimed request)."""
-    import socket
     import httpx
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with open(path + ".serve.log", "w") as log:
-        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), flag, path, "--port", str(port)],
-                                  cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600, trust_env=False) as client:
-            while server.poll() is None:
-                try:
-                    client.get("/health")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            client.post("/translate", files={"file": ("input.png", content)}).raise_for_status()
+    with running_server(flag, path, path + ".serve.log", ("input.png", content)) as (url, _):
+        with httpx.Client(base_url=url, timeout=600, trust_env=False) as client:
             started = time.perf_counter()
             for _ in range(requests):
                 client.post("/translate", files={"file": ("input.png", content)}).raise_for_status()
             return requests / (time.perf_counter() - started)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 def measure_runtimes(size, repeats, requests):
