@@ -146,8 +146,8 @@ def test_serve_takes_the_onnx_and_says_which_runtime_serves(exported):
     from fastapi.testclient import TestClient
     from src.serve.app import create_app
     from src.serve.model import load_served_model
-    model = load_served_model(parse_args("serve", ["--onnx", exported["onnx"]]))
-    with TestClient(create_app(model, 1.0)) as client:
+    cfg = parse_args("serve", ["--onnx", exported["onnx"]])
+    with TestClient(create_app(load_served_model(cfg), cfg)) as client:
         serving = client.get("/model").json()["serving"]
         assert serving["kind"] == "onnx" and serving["runtime"].startswith("onnxruntime")
         with open(os.path.join(exported["data"], "000.png"), "rb") as handle:

@@ -9,6 +9,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import run_entry, tiny_train_args, write_ab_folder
 from src.utils.config import parse_args
+from src.utils.report import LABEL_BAND
 from src.utils.tensorboard_log import TrainingBoard
 
 LOSSES = ["loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]
@@ -59,7 +60,8 @@ def test_a_short_run_logs_every_curve_the_sample_grid_and_its_flags(straight):
     assert {tag: [step for step, _ in points] for tag, points in scalars.items()} == expected
     assert [value for _, value in scalars["lr/G"]] == pytest.approx([2e-4, 2e-4, 1e-4, 1e-4])  # linear decay
     assert all(0 < value < 60 for _, value in scalars["time/seconds_per_step"])
-    assert images == {"samples": [(4, 3 * 32 + 2 * 4, 32), (8, 3 * 32 + 2 * 4, 32)]}  # input | generated | target
+    grid = (4, 3 * 32 + 2 * 4, LABEL_BAND + 32)  # input | generated | target, under their labels
+    assert images == {"samples": [grid, (8, *grid[1:])]}
     config, = reader.Tensors("config/text_summary")
     assert config.step == 0 and "    crop_size: 32" in config.tensor_proto.string_val[0].decode()
 
