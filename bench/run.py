@@ -1,6 +1,6 @@
 """Speed and memory of training, data loading and exported inference on this machine.
 
-    python bench/run.py                      # full bench, writes bench/RESULTS.md (~5 minutes)
+    python bench/run.py                      # full bench, writes bench/RESULTS.md (~20 minutes on 2 cores)
     python bench/run.py --steps 3 --sizes 32 --pipeline_images 8 --out /tmp/bench.md   # smoke run
 
 Each measurement runs in its own process so that its peak memory is its own.
