@@ -59,7 +59,7 @@ DEFAULT, PLAIN = "default", "plain (transposed decoder, no weight average)"
 
 
 def model_cfg(size, model="pix2pix", flags=()):
-    from src.utils.config import parse_args
+    from src.config import parse_args
     return parse_args("train", ["--train_data_dir", "unused", "--crop_size", str(size),
                                 "--load_size", str(size), "--model", model, *flags])
 
@@ -146,7 +146,7 @@ def measure_pipeline(images, workers):
             os.path.join(folder, f"{index}.jpg"), quality=90)
     cfg = model_cfg(256)
     cfg.num_parallel_workers, cfg.epoch_num = workers, 1
-    dataset = train_dataset(find_pairs(folder), cfg, noise_size=512 * 84)
+    dataset = train_dataset(find_pairs(folder, "--train_data_dir", cfg), cfg, noise_size=512 * 84)
     started = time.perf_counter()
     count = sum(1 for _ in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
     elapsed = time.perf_counter() - started
@@ -186,7 +186,7 @@ def measure_tiled(image_size, tile_size, crop_size):
     from src.evaluate import evaluate
     from src.inference import layout_for, make_tiling, network_run, predictions
     from src.models import registry
-    from src.utils.config import parse_args
+    from src.config import parse_args
     folder = tempfile.mkdtemp(prefix="bench_tiled_")
     os.makedirs(os.path.join(folder, "in"))
     yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size
@@ -208,10 +208,11 @@ def measure_tiled(image_size, tile_size, crop_size):
 
 def exported_full_size(size, folder):
     """A full-size generator (ngf = 64) exported as a MINDIR of any input size, with its card."""
-    from src.export import export_generator, recorded_flags, resolve_checkpoint_flags
+    from src.exporter import export_generator
+    from src.trained_generator import recorded_flags, resolve_checkpoint_flags
     from src.models import registry
-    from src.utils import checkpoint
-    from src.utils.config import parse_args
+    from src import checkpoint
+    from src.config import parse_args
     cfg = model_cfg(size)
     ckpt = os.path.join(folder, "Generator.ckpt")
     checkpoint.save_network(registry.build_generator(cfg), ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")},
@@ -372,7 +373,7 @@ def measure_load(requests, clients, deadline_s):
     from concurrent.futures import ThreadPoolExecutor
     import httpx
     from src.serve.model import load_served_model
-    from src.utils.config import parse_args
+    from src.config import parse_args
     graph_context()
     folder = tempfile.mkdtemp(prefix="bench_load_")
     mindir = exported_full_size(64, folder)  # ngf = 64 at crop 64: size unit 64, the uploads' scale
@@ -427,10 +428,11 @@ def load_markdown(load):
 def export_both(size, folder, bn_stats, batch):
     """The full-size U-Net (ngf = 64, trained at size) exported as MINDIR and as ONNX, both with
     --bn_stats `bn_stats` and --batch_size `batch`: (MINDIR path, ONNX path)."""
-    from src.export import export_generator, recorded_flags, resolve_checkpoint_flags
+    from src.exporter import export_generator
+    from src.trained_generator import recorded_flags, resolve_checkpoint_flags
     from src.models import registry
-    from src.utils import checkpoint
-    from src.utils.config import parse_args
+    from src import checkpoint
+    from src.config import parse_args
     cfg = model_cfg(size)
     ckpt = os.path.join(folder, "Generator.ckpt")
     if not os.path.exists(ckpt):
@@ -462,7 +464,7 @@ def measure_runtimes(size, repeats, requests):
     difference between the two."""
     graph_context()
     from PIL import Image
-    from src.export import load_exported
+    from src.exported_model import load_exported
     folder = tempfile.mkdtemp(prefix="bench_runtimes_")
     latency, difference = [], 0.0
     for bn_stats, batch in (("image", 1), ("running", 8)):

@@ -5,22 +5,29 @@ prediction: the checkpoint network (eval.py), an exported MINDIR or ONNX file (p
 eval.py --onnx; `evaluate_exported`), or the 310 harness's output files (postprocess.py).
 """
 import csv
+import io
 import json
 import math
 import os
 
 import numpy as np
 
+from src.config import CONFIG_FILE, save_resolved_config
+from src.dataset.collages import COLLAGE_LABELS, INPUT_ONLY_LABELS, image_row
 from src.dataset.io import EIGHT_BIT_FORMATS, write_image
 from src.dataset.normalize import missing_mask, side_scaling, to_model, to_physical
-from src.dataset.pairs import (check_same_size, data_format, load_target, side_paths, side_unit,
-                               write_prediction)
+from src.dataset.pairs import (check_same_size, data_format, find_inputs, find_pairs, load_target, side_paths,
+                               side_unit, write_prediction)
 from src.dataset.transforms import resize_chw
-from src.export import data_config, exported_model
-from src.inference import card_tiling, predictions
-from src.utils.checkpoint import atomic_write_text
-from src.utils.metrics import compute_metrics, metrics_for, physical_metrics, summarise
-from src.utils.report import COLLAGE_LABELS, INPUT_ONLY_LABELS, image_row, write_science_figure
+from src.exported_model import exported_model
+from src.inference import card_tiling, network_run, predictions, tiling_from_flags
+from src.model_card import card_config
+from src.models import registry
+from src.trained_generator import inference_batch_size, load_generator, resolve_checkpoint_flags
+from src.utils.device import set_context
+from src.utils.files import atomic_write_text
+from src.utils.metrics import compute_metrics, physical_metrics, summarise
+from src.utils.report import write_science_figure
 
 
 def error_panel(prediction, target):
@@ -90,7 +97,7 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     `total`: how many items there are, for the progress display (default: len(items) if any)."""
     os.makedirs(report_dir, exist_ok=True)
     collage_dir = os.path.join(report_dir, "collages")
-    rows, functions = [], metrics_for(cfg)
+    rows, functions = [], registry.metrics_for(cfg)
     total = total or (len(items) if hasattr(items, "__len__") else None)
     for number, (pair, source, prediction, original_size) in enumerate(items, 1):
         target_physical = load_target(pair, cfg)
@@ -111,8 +118,7 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     names = tuple(name for name in rows[0] if name != "name")
     summary = summarise(rows, names)
     write_csv(os.path.join(report_dir, "metrics.csv"), rows, names)
-    with open(os.path.join(report_dir, "summary.json"), "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=1)
+    atomic_write_text(os.path.join(report_dir, "summary.json"), json.dumps(summary, indent=1))
     plot_distributions(rows, [name for name in names if name != COUNTED], os.path.join(report_dir, "metrics.png"))
     write_pdf_report(rows, summary, collage_dir, os.path.join(report_dir, "report.pdf"), cfg)
     progress(summary_text(summary))
@@ -122,12 +128,39 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     return rows
 
 
+def evaluate_folder(cfg):
+    """eval.py: translate and score the pairs of --val_data_dir with --ckpt (in this process's
+    MindSpore) or --onnx; the resolved flags go beside the report."""
+    if cfg.onnx:
+        set_context(cfg)
+        evaluate_exported(cfg, find_pairs, cfg.val_data_dir, "--val_data_dir", cfg.predict_dir, cfg.report_dir)
+    else:
+        cfg = resolve_checkpoint_flags(cfg)
+        registry.check_model_config(cfg)
+        tiling = tiling_from_flags(cfg, registry.size_unit(cfg))
+        set_context(cfg)
+        pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg)
+        netG = load_generator(cfg)
+        evaluate(predictions(pairs, cfg, network_run(netG), inference_batch_size(cfg), tiling), cfg,
+                 cfg.predict_dir, cfg.report_dir)
+    save_resolved_config(cfg, os.path.join(cfg.report_dir, CONFIG_FILE))
+
+
+def predict_folder(cfg):
+    """predict.py: translate the inputs of --input_dir with --mindir or --onnx; the report (and
+    the resolved flags) go to <predict_dir>_report."""
+    set_context(cfg)
+    report_dir = cfg.predict_dir + "_report"
+    evaluate_exported(cfg, find_inputs, cfg.input_dir, "--input_dir", cfg.predict_dir, report_dir)
+    save_resolved_config(cfg, os.path.join(report_dir, CONFIG_FILE))
+
+
 def evaluate_exported(cfg, find, data_dir, data_flag, predict_dir, report_dir):
     """`evaluate` the predictions of the exported model of --mindir or --onnx for the files
     `find(data_dir, data_flag, data cfg)` lists, read as its card says; <report_dir>/model_card.json
     is the card with the runtime that served."""
     model = exported_model(cfg)
-    data_cfg = data_config(model.card)
+    data_cfg = card_config(model.card)
     tiling = card_tiling(model.card, cfg)
     pairs = find(data_dir, data_flag, data_cfg)
     print(f"run by {model.runtime}")
@@ -138,11 +171,12 @@ def evaluate_exported(cfg, find, data_dir, data_flag, predict_dir, report_dir):
 
 
 def write_csv(path, rows, names):
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["name", *names])
-        for row in rows:
-            writer.writerow([row["name"], *(f"{row.get(m, math.nan):.6g}" for m in names)])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["name", *names])
+    for row in rows:
+        writer.writerow([row["name"], *(f"{row.get(m, math.nan):.6g}" for m in names)])
+    atomic_write_text(path, text.getvalue())
 
 
 def summary_text(summary):

@@ -21,9 +21,11 @@ from mindspore import Tensor
 from src.dataset.io import stem
 from src.dataset.pairs import Pair, find_inputs, find_pairs, load_input
 from src.evaluate import evaluate
-from src.export import data_config, load_mindir, read_model_card
+from src.exported_model import load_mindir
+from src.model_card import card_config, read_model_card
 from src.inference import Tiling, card_tiling, layout_for, merge, split
-from src.utils.checkpoint import atomic_write_text
+from src.utils.files import atomic_path, atomic_write_text
+from src.utils.device import set_context
 from src.utils.errors import UserError
 
 MANIFEST = "manifest.tsv"
@@ -33,9 +35,8 @@ BIN_DTYPE = np.dtype("<f4")
 
 def write_bin(path, array):
     """`array` as raw little-endian float32, written atomically."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    np.ascontiguousarray(array, BIN_DTYPE).tofile(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.ascontiguousarray(array, BIN_DTYPE).tofile(tmp)
 
 
 def read_bin(path, shape):
@@ -100,7 +101,7 @@ def preprocess(mindir, dataset_path, output_path, inputs_only=False, flags=None,
     if card["input_shape"][0] != 1:
         raise UserError(f"--mindir {mindir}: exported with batch size {card['input_shape'][0]}; the 310 "
                         "flow feeds one image per .bin: export with --batch_size 1")
-    cfg = data_config(card)
+    cfg = card_config(card)
     tiling = card_tiling(card, flags)
     pairs = (find_inputs(dataset_path, "--dataset_path", cfg) if inputs_only
              else find_pairs(dataset_path, "--dataset_path", cfg))
@@ -135,6 +136,12 @@ def latency_report(per_image_ms):
     return (f"images: {len(values)}\nmean_ms_per_image: {values.mean():.3f}\n"
             f"p50_ms_per_image: {np.percentile(values, 50):.3f}\n"
             f"p95_ms_per_image: {np.percentile(values, 95):.3f}\ntotal_ms: {values.sum():.3f}\n")
+
+
+def device_step(cfg):
+    """infer_bins.py: `infer_bins` on --device_target, with infer_bins.py's flags."""
+    set_context(cfg)
+    return infer_bins(cfg.mindir, cfg.input0_path, cfg.output_dir, cfg.time_dir)
 
 
 def infer_bins(mindir, input_dir, output_dir, time_dir, manifest_path=None, progress=print):
@@ -201,7 +208,7 @@ def result_items(preprocess_path, result_path, samples, cfg, tiling):
 def postprocess(preprocess_path, result_path, predict_dir, report_dir, progress=print):
     """Predictions from result_Files/ written and scored exactly as eval.py does."""
     record = _load_samples(preprocess_path)
-    cfg = data_config(record["card"])
+    cfg = card_config(record["card"])
     samples = record["samples"]
     return evaluate(result_items(preprocess_path, result_path, samples, cfg, Tiling(**record["tiling"])), cfg,
                     predict_dir, report_dir, progress, total=len(samples))

@@ -10,15 +10,16 @@ from mindspore import Tensor
 
 from src.dataset.pairs import find_pairs, load_pair
 from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
-from src.export import recorded_flags
+from src.trained_generator import recorded_flags
 from src.models import registry
 from src.models.train_step import AverageAcrossRanks, running_statistics
-from src.utils import checkpoint
-from src.utils.config import CONFIG_FILE, resolved_flags, save_resolved_config
+from src import checkpoint
+from src.config import CONFIG_FILE, resolved_flags, save_resolved_config
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
-from src.utils.report import LossLog, save_sample_grid
+from src.dataset.collages import save_sample_grid
+from src.utils.report import LossLog
 from src.utils.tensorboard_log import TrainingBoard
 from src.validation import Validator
 

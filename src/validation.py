@@ -12,15 +12,16 @@ import math
 import os
 
 from src.evaluate import metric_row
-from src.export import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
+from src.trained_generator import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
 from src.dataset.normalize import side_scaling, to_model
 from src.dataset.pairs import check_same_size, load_target
 from src.inference import network_run, predictions, tiling_from_flags
 from src.models import registry
-from src.utils import checkpoint
-from src.utils.config import BEST_METRICS
+from src import checkpoint
+from src.config import BEST_METRICS
 from src.utils.errors import UserError
-from src.utils.metrics import metrics_for, summarise
+from src.utils.files import atomic_write_text, save_figure
+from src.utils.metrics import summarise
 
 CSV_FILE = "val_metrics.csv"
 CURVE_FILE = "val_curve.png"
@@ -32,7 +33,7 @@ def validation_means(netG, pairs, cfg):
     """{metric: mean over `pairs`} of `netG`'s predictions (the network is left in inference
     mode; the caller puts it back)."""
     netG.set_train(False)
-    functions, rows = metrics_for(cfg), []
+    functions, rows = registry.metrics_for(cfg), []
     tiling = tiling_from_flags(cfg, registry.size_unit(cfg))
     for pair, _, prediction, size in predictions(pairs, cfg, network_run(netG), inference_batch_size(cfg),
                                                  tiling):
@@ -95,9 +96,9 @@ class Validator:
         if columns:
             lines.append(",".join(columns))
             lines += [",".join(row[c] for c in columns) for row in rows]
-        checkpoint.atomic_write_text(self.csv_path, "".join(line + "\n" for line in lines))
+        atomic_write_text(self.csv_path, "".join(line + "\n" for line in lines))
 
-    def run(self, epoch, step):
+    def validate(self, epoch, step):
         """Validate after epoch `epoch` (global step `step`); returns the means."""
         netG = self.generator()
         scored = self._as_evaluated(netG)
@@ -128,7 +129,7 @@ class Validator:
         cfg = self.cfg
         checkpoint.save_network(netG, self.best_path, {"model": cfg.model, **registry.arch(cfg, "generator")},
                                 config=recorded_flags(cfg))
-        checkpoint.atomic_write_text(self.record_path, json.dumps(
+        atomic_write_text(self.record_path, json.dumps(
             {"epoch": epoch, "step": step, "metric": self.metric, "value": self.best,
              "checkpoint": BEST_CKPT}, indent=1) + "\n")
         print(f"epoch {epoch}: best {self.metric} so far ({self.best:.4f}): saved {BEST_CKPT}", flush=True)
@@ -160,7 +161,4 @@ class Validator:
         for axis in axes.ravel()[len(names):]:
             axis.axis("off")
         fig.tight_layout()
-        tmp = os.path.join(self.cfg.loss_show_dir, f".{CURVE_FILE}.{os.getpid()}.tmp.png")
-        fig.savefig(tmp, dpi=90)
-        plt.close(fig)
-        os.replace(tmp, os.path.join(self.cfg.loss_show_dir, CURVE_FILE))
+        save_figure(fig, os.path.join(self.cfg.loss_show_dir, CURVE_FILE), dpi=90)

@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from src.utils.config import (CONFIG_FILE, ENTRY_GROUPS, build_parser, migrate, parse_args,
-                              save_resolved_config, settings)
+from src.config import CONFIG_FILE, ENTRY_GROUPS, build_parser, default_config, migrate, parse_args, save_resolved_config
 from src.utils.errors import UserError
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -113,10 +112,10 @@ def test_a_resolved_config_repeats_the_run(tmp_path):
 
 
 def test_settings_fill_every_default():
-    cfg = settings(data_format_target="fits", n_gf=8)
+    cfg = default_config(data_format_target="fits", n_gf=8)
     assert cfg.ngf == 8 and cfg.fits_hdu == "auto" and cfg.bn_stats == "image" and cfg.norm == "batch"
     # Per-model defaults: the weight average is on for pix2pix (measured in bench/QUALITY.md), off for pix2pixCC.
-    assert cfg.ema_decay == 0.999 and settings(model="pix2pixcc").ema_decay == 0.0
+    assert cfg.ema_decay == 0.999 and default_config(model="pix2pixcc").ema_decay == 0.0
 
 
 def test_epoch_num_defaults_to_the_schedule_length():

@@ -11,8 +11,8 @@ from PIL import Image
 
 from conftest import run_entry, write_ab_folder
 from src.models import registry
-from src.utils import checkpoint
-from src.utils.config import parse_args
+from src import checkpoint
+from src.config import parse_args
 
 MODEL_FLAGS = ["--crop_size", "32", "--ngf", "8"]
 
@@ -54,7 +54,7 @@ def test_eval_writes_predictions_metrics_and_report(model, tmp_path):
 @pytest.mark.parametrize("size", [32, 72, 256])
 def test_collage_columns_are_labelled_over_their_panels_and_kept_once_in_a_stack(size):
     from src.evaluate import collage
-    from src.utils.report import LABEL_BAND, stack_labelled_strips
+    from src.dataset.collages import LABEL_BAND, stack_labelled_strips
     panels = np.random.default_rng(0).uniform(-1, 1, (3, 3, size, size)).astype(np.float32)
     strip = collage(panels[0], panels[1], panels[2])
     assert strip.shape == (LABEL_BAND + size, 4 * size + 3 * 4, 3)
@@ -91,7 +91,7 @@ def exported_and_reference(model, tmp_path, file_format, suffix, sizes=((32, 32)
                                      "--file_format", file_format, "--batch_size", "2"])
     assert result.returncode == 0, result.stderr[-2000:]
     cfg = parse_args("eval", ["--val_data_dir", "x", "--ckpt", ckpt, *flags])
-    from src.export import load_generator
+    from src.trained_generator import load_generator
     netG = load_generator(cfg)
     inputs = [np.random.default_rng(0).uniform(-1, 1, (2, 3, *size)).astype(np.float32) for size in sizes]
     return name + suffix, inputs, [netG(Tensor(x)).asnumpy() for x in inputs]

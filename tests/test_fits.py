@@ -14,7 +14,7 @@ from src.dataset.normalize import Scaling, side_scaling, to_model, to_physical
 from src.dataset.pairing import split_groups
 from src.dataset.pairs import find_pairs, load_pair, load_target
 from src.dataset.transforms import crop_and_flip
-from src.utils.config import settings
+from src.config import default_config
 from src.utils.errors import UserError
 from src.utils.metrics import physical_metrics
 
@@ -59,12 +59,12 @@ def test_missing_pixels_take_the_stated_fill_value():
 
 
 def test_flags_build_the_scaling_and_8_bit_stays_0_255():
-    cfg = settings(data_format_input="fits", logscale_input=True, saturation_lower_limit_input=0,
+    cfg = default_config(data_format_input="fits", logscale_input=True, saturation_lower_limit_input=0,
                    saturation_upper_limit_input=4, saturation_clip_input=True, nan_fill_input=None)
     assert side_scaling(cfg, "input") == Scaling(0, 4, True, True, None)
     assert side_scaling(cfg, "input").fill_value == 0.1
-    assert side_scaling(settings(), "target") == Scaling(0, 255)
-    assert side_scaling(settings(data_format_target="npy"), "target") == Scaling(-1, 1)
+    assert side_scaling(default_config(), "target") == Scaling(0, 255)
+    assert side_scaling(default_config(data_format_target="npy"), "target") == Scaling(-1, 1)
 
 
 def write_fits(path, data, **header):
@@ -169,9 +169,9 @@ def test_pair_files_pairs_by_key_and_reports_missing_partners(tmp_path):
     assert [(r["key"], r["input"], r["target"]) for r in rows] == [
         ("11158", "../aia/aia_AR11158_t0.fits", "../hmi/hmi.AR11158.t1.fits"),
         ("11429", "../aia/aia_AR11429_t0.fits", "../hmi/hmi.AR11429.t1.fits")]
-    cfg = settings(direction="AtoB", data_format_input="fits", data_format_target="fits",
+    cfg = default_config(direction="AtoB", data_format_input="fits", data_format_target="fits",
                    input_nc=1, output_nc=1)
-    pairs = find_pairs(str(tmp_path / "all"), cfg=cfg)
+    pairs = find_pairs(str(tmp_path / "all"), "--train_data_dir", cfg)
     assert [p.name for p in pairs] == ["aia_AR11158_t0.fits", "aia_AR11429_t0.fits"]
     assert load_pair(pairs[0], cfg)[1].shape == (1, 4, 4)
 
@@ -181,13 +181,13 @@ def test_folders_of_different_formats_pair_by_name_without_extension(tmp_path):
     os.makedirs(tmp_path / "target")
     for name in ("a", "b"):
         np.save(tmp_path / "target" / f"{name}.npy", np.ones((4, 4), np.float32))
-    cfg = settings(direction="AtoB", data_format_input="fits", data_format_target="npy",
+    cfg = default_config(direction="AtoB", data_format_input="fits", data_format_target="npy",
                    input_nc=1, output_nc=1)
-    pairs = find_pairs(str(tmp_path), cfg=cfg)
+    pairs = find_pairs(str(tmp_path), "--train_data_dir", cfg)
     assert [(p.name, os.path.basename(p.target_path)) for p in pairs] == [("a.fits", "a.npy"), ("b.fits", "b.npy")]
     os.remove(tmp_path / "target" / "b.npy")
     with pytest.raises(UserError, match="1 file\\(s\\) have no partner in target/, e.g. b.fits"):
-        find_pairs(str(tmp_path), cfg=cfg)
+        find_pairs(str(tmp_path), "--train_data_dir", cfg)
 
 
 def test_pair_files_rejects_duplicate_keys(tmp_path):
@@ -215,7 +215,7 @@ def test_group_split_leaks_no_group(tmp_path):
             regions[split] = {row["input"].split("AR")[1][:2] for row in csv.DictReader(handle)}
     assert regions["train"] and regions["test"] and not regions["train"] & regions["test"]
     assert len(regions["test"]) == 2  # 40% of 20 frames = 8 = two regions of four
-    assert len(find_pairs(str(tmp_path / "split" / "test"))) == 8
+    assert len(find_pairs(str(tmp_path / "split" / "test"), "--train_data_dir", default_config())) == 8
 
 
 def test_split_groups_is_seeded_and_keeps_one_group_for_training():
@@ -274,10 +274,10 @@ def test_short_fits_training_writes_fits_predictions_in_physical_units(tmp_path)
         rows = list(csv.DictReader(handle))
     assert {"MAE_phys", "CC_phys", "flux_unsigned_target", "flux_unsigned_pred", "flux_unsigned_relerr",
             "flux_net_relerr"} <= set(rows[0])
-    cfg = settings(direction="AtoB", data_format_input="fits", data_format_target="fits",
+    cfg = default_config(direction="AtoB", data_format_input="fits", data_format_target="fits",
                    input_nc=1, output_nc=1, saturation_lower_limit_target=-1500,
                    saturation_upper_limit_target=1500)
-    target = load_target(find_pairs(val, cfg=cfg)[0], cfg)
+    target = load_target(find_pairs(val, "--train_data_dir", cfg)[0], cfg)
     assert np.isnan(target[0, :3, :3]).all()  # off-disk pixels, left out of the physical metrics
     assert float(rows[0]["flux_unsigned_target"]) == pytest.approx(np.nansum(np.abs(target)), rel=1e-5)
     # the FITS holds the physical values the metrics were computed on (in G, not normalised)
@@ -307,7 +307,7 @@ def test_real_solar_fits_files_read_with_units_and_missing_pixels():
     hmi = sunpy_test_file("resampled_hmi.fits")  # HMI, DN/s, big-endian float64, NaN off the disk
     data, header = read_fits(hmi)
     assert header["BUNIT"] == "DN/s" and data.shape == (100, 100) and np.isnan(data).sum() == 2430
-    cfg = settings(data_format_target="fits", logscale_target=True, saturation_lower_limit_target=2,
+    cfg = default_config(data_format_target="fits", logscale_target=True, saturation_lower_limit_target=2,
                    saturation_upper_limit_target=5, saturation_clip_target=True)
     model = to_model(read_array(hmi, "fits", 1), side_scaling(cfg, "target"))
     assert np.isfinite(model).all() and model.min() >= -1 and model.max() <= 1

@@ -15,7 +15,7 @@ from src.dataset.normalize import FLOAT32_MAX, Scaling, to_model, to_physical
 from src.dataset.pairs import Pair, write_prediction
 from src.dataset.transforms import crop_and_flip
 from src.evaluate import evaluate
-from src.utils.config import parse_args, settings
+from src.config import default_config, parse_args
 from src.utils.errors import DataWarning, UserError, run_cli
 from test_fits import MAGNETOGRAM, sunpy_test_file
 
@@ -110,7 +110,7 @@ def fits_cfg(**changes):
                   saturation_clip_input=True, saturation_lower_limit_target=-1500, saturation_upper_limit_target=1500,
                   saturation_clip_target=True, model="pix2pixcc", ckpt="/runs/ckpt/Generator_200.ckpt",
                   lead_time=None, target_unit=None)
-    return settings(**{**values, **changes})
+    return default_config(**{**values, **changes})
 
 
 def test_prediction_header_has_input_geometry_target_keywords_and_provenance(tmp_path):
@@ -219,7 +219,8 @@ def off_disk_images(size=32, seed=0):
 def test_metrics_and_the_cc_loss_count_only_pixels_with_data():
     from mindspore import Tensor
     from src.models.losses import MultiScaleCC
-    from src.utils.metrics import METRICS, compute_metrics, multiscale_cc_metrics
+    from src.models.pix2pixcc import multiscale_cc_metrics
+    from src.utils.metrics import METRICS, compute_metrics
     target, prediction, valid = off_disk_images()
     functions = {**METRICS, **multiscale_cc_metrics(3, True)}
     both_filled = compute_metrics(prediction, target, functions, valid)
@@ -250,7 +251,7 @@ def test_the_training_step_fills_missing_target_pixels_and_leaves_them_out_of_th
     cfg = parse_args("train", ["--train_data_dir", magnetogram_folder(str(tmp_path / "m"), 1), *MAGNETOGRAM,
                                "--model", "pix2pixcc", "--crop_size", "32", "--load_size", "32", "--n_gf", "8",
                                "--n_df", "8", "--n_residual", "1", "--n_downsample", "2", "--n_CC", "2"])
-    source, target, _ = TrainSource(find_pairs(cfg.train_data_dir, cfg=cfg), cfg, 1).sample(0)
+    source, target, _ = TrainSource(find_pairs(cfg.train_data_dir, "--train_data_dir", cfg), cfg, 1).sample(0)
     assert np.isfinite(source).all() and np.isnan(target).any()  # the NaN corner (widened by the resize)
     netG, netD = registry.build_generator(cfg), registry.build_discriminator(cfg)
     step = registry.build_train_step(cfg, netG, netD, np.full(4, 1e-4, np.float32))
@@ -278,7 +279,7 @@ def test_eval_counts_valid_pixels_and_draws_fits_in_solar_orientation_with_colou
     from src.dataset.pairs import find_pairs, load_pair
     data = magnetogram_folder(str(tmp_path / "val"), 2)
     cfg = parse_args("eval", ["--val_data_dir", data, "--ckpt", "g.ckpt", *MAGNETOGRAM, "--crop_size", "32"])
-    pairs = find_pairs(data, cfg=cfg)
+    pairs = find_pairs(data, "--train_data_dir", cfg)
     items = []
     for pair in pairs:  # a "model" that predicts the target itself, with the filled corner
         source, target = load_pair(pair, cfg)
@@ -367,10 +368,10 @@ def test_native_scale_training_crops_without_resizing(tmp_path):
     from src.dataset.pipeline import TrainSource, check_native_sizes
     from test_fits import magnetogram_folder
     data = magnetogram_folder(str(tmp_path / "m"), 1)
-    cfg = train_cfg(*MAGNETOGRAM, "--preprocess", "crop", "--padding_size", "4", "--crop_size", "32",
+    cfg = train_cfg(*MAGNETOGRAM, "--resize_or_crop", "crop", "--padding_size", "4", "--crop_size", "32",
                     "--load_size", "16")  # load_size is unused at native scale
     cfg.train_data_dir = data
-    pair = find_pairs(data, cfg=cfg)[0]
+    pair = find_pairs(data, "--train_data_dir", cfg)[0]
     native = np.pad(load_pair(pair, cfg)[0], ((0, 0), (4, 4), (4, 4)), mode="edge")
     source, _, _ = TrainSource([pair], cfg, 1).sample(0)
     windows = [native[:, top:top + 32, left:left + 32] for top in range(17) for left in range(17)]
@@ -385,7 +386,7 @@ def test_a_short_native_scale_training_with_rotation_and_polarity_flip_runs(tmp_
     from test_fits import magnetogram_folder
     data = magnetogram_folder(str(tmp_path / "m"), 2)
     result = run_entry("train.py", tiny_train_args(data, str(tmp_path / "out"), *MAGNETOGRAM, "--input_nc", "1",
-                                                   "--output_nc", "1", "--preprocess", "crop", "--padding_size", "4",
+                                                   "--output_nc", "1", "--resize_or_crop", "crop", "--padding_size", "4",
                                                    "--max_rotation_angle", "15", "--polarity_flip", "True"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.isfile(tmp_path / "out" / "ckpt" / "Generator_2.ckpt")
@@ -406,7 +407,7 @@ def test_several_fits_of_one_time_are_the_channels_of_one_input(tmp_path):
                           ["x_171.fits;small.fits", "hmi_m.fits"]])
     os.symlink(tmp_path / "aia_171.fits", tmp_path / "x_171.fits")
     cfg = fits_cfg(input_nc=3, data_format_input="fits")
-    stacked, broken = find_pairs(str(tmp_path), cfg=cfg)
+    stacked, broken = find_pairs(str(tmp_path), "--train_data_dir", cfg)
     source, target = load_pair(stacked, cfg)
     assert source.shape == (3, 128, 128) and target.shape == (1, 128, 128)
     physical = [read_array(str(tmp_path / f"aia_{w}.fits"), "fits", 1)[0] for w in (171, 193, 211)]
@@ -423,13 +424,13 @@ def test_several_fits_of_one_time_are_the_channels_of_one_input(tmp_path):
         csv.writer(handle).writerows([["input", "target"], *[[f"aia_171.fits;aia_{w}.fits", "hmi_m.fits"]
                                                             for w in (193, 211)]])
     with pytest.raises(UserError, match="a second input named aia_171.fits"):
-        find_pairs(str(tmp_path), cfg=cfg)
+        find_pairs(str(tmp_path), "--train_data_dir", cfg)
     with open(tmp_path / "pairs.csv", "w", newline="") as handle:
         csv.writer(handle).writerows([["input", "target"], ["aia_171.fits;aia_193.fits", "hmi_m.fits"],
                                       ["x_171.fits;aia_211.fits", "hmi_m.fits"]])
     result = run_entry("split_data.py", ["--pairs_csv", tmp_path / "pairs.csv", "--output_dir", tmp_path / "split",
                                          "--test_ratio", "0.5"])
     assert result.returncode == 0, result.stderr
-    inputs = sorted(p.input_files for part in ("train", "test") for p in find_pairs(str(tmp_path / "split" / part)))
+    inputs = sorted(p.input_files for part in ("train", "test") for p in find_pairs(str(tmp_path / "split" / part), "--train_data_dir", default_config()))
     assert [[os.path.basename(f) for f in files] for files in inputs] == [["aia_171.fits", "aia_193.fits"],
                                                                           ["x_171.fits", "aia_211.fits"]]

@@ -10,12 +10,12 @@ from PIL import Image
 
 from conftest import REPO, run_entry, write_ab_folder
 from src.dataset.pairs import find_pairs, load_input
-from src.export import data_config, read_model_card
+from src.model_card import card_config, read_model_card
 from src.inference import layout_for, make_tiling, split
 from src.infer310 import latency_report, read_bin, result_name, write_bin, write_manifest
 from src.models import registry
-from src.utils import checkpoint
-from src.utils.config import parse_args
+from src import checkpoint
+from src.config import default_config, parse_args
 
 MODELS = {
     "pix2pix": ["--crop_size", "32", "--ngf", "8"],
@@ -100,7 +100,7 @@ def test_preprocess_writes_what_eval_feeds_the_network(exported, tmp_path):
     flags, _, mindir, data = exported
     result = run_entry("preprocess.py", ["--mindir", mindir, "--dataset_path", data, "--output_path", tmp_path])
     assert result.returncode == 0, result.stderr[-2000:]
-    cfg = data_config(read_model_card(mindir))
+    cfg = card_config(read_model_card(mindir))
     lines = (tmp_path / "manifest.tsv").read_text().splitlines()
     assert lines[0] == "file\tdtype\tshape" and len(lines) == 4
     channels = cfg.input_nc
@@ -108,7 +108,7 @@ def test_preprocess_writes_what_eval_feeds_the_network(exported, tmp_path):
     layout = layout_for(40, 40, make_tiling(unit=read_model_card(mindir)["size_unit"], tile_size=1024))
     shape = (1, channels, *layout.tile)
     assert shape[2] == {32: 64, 4: 40}[read_model_card(mindir)["size_unit"]]
-    for pair, line in zip(find_pairs(data), lines[1:]):
+    for pair, line in zip(find_pairs(data, "--train_data_dir", default_config()), lines[1:]):
         stem = os.path.splitext(pair.name)[0]
         assert line == f"{stem}.bin\tfloat32\t{','.join(map(str, shape))}"
         source = load_input(pair, cfg)

@@ -10,10 +10,10 @@ import yaml
 from PIL import Image
 
 from conftest import run_entry, tiny_train_args, write_ab_folder
-from src.export import load_generator, resolve_checkpoint_flags
+from src.trained_generator import load_generator, resolve_checkpoint_flags
 from src.inference import layout_for, make_tiling, network_run, translate
-from src.utils import checkpoint
-from src.utils.config import parse_args
+from src import checkpoint
+from src.config import parse_args
 from src.utils.errors import UserError
 
 

@@ -6,7 +6,7 @@ from mindspore import Tensor
 
 from src.models import registry
 from src.models.generators import UnetGenerator, unet_depth
-from src.utils.config import parse_args
+from src.config import parse_args
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
 
@@ -199,7 +199,7 @@ def test_unet_encoder_has_no_bias_under_batch_norm_as_in_the_reference():
 
 
 def test_a_checkpoint_with_the_old_encoder_biases_is_refused_not_loaded_in_part(tmp_path):
-    from src.utils.checkpoint import load_network
+    from src.checkpoint import load_network
     net = UnetGenerator(3, 3, 8, 5, norm="batch", train_size=32)
     old = [{"name": name, "data": param.data} for name, param in net.parameters_and_names()]
     old.append({"name": "downs.0.block.0.bias", "data": Tensor(np.zeros(8, np.float32))})

@@ -9,10 +9,12 @@ import pytest
 from mindspore import Tensor
 
 from conftest import run_entry, write_ab_folder
-from src.export import export_generator, load_exported, load_generator, resolve_checkpoint_flags
+from src.exported_model import load_exported
+from src.exporter import export_generator
+from src.trained_generator import load_generator, resolve_checkpoint_flags
 from src.models import registry
-from src.utils import checkpoint
-from src.utils.config import parse_args
+from src import checkpoint
+from src.config import parse_args
 from src.utils.errors import UserError
 
 onnxruntime = pytest.importorskip("onnxruntime")

@@ -7,7 +7,7 @@ import pytest
 from src.dataset.pairs import find_pairs
 from src.dataset.pipeline import TrainSource, epoch_order, train_dataset, train_tickets
 from src.dataset.transforms import crop_and_flip, resize_chw
-from src.utils.config import settings
+from src.config import default_config
 
 
 def test_crop_and_flip_are_the_same_on_both_sides():
@@ -26,7 +26,7 @@ def cfg_for(**overrides):
     values = dict(seed=3, batch_size=1, crop_size=32, load_size=36, no_flip=False, direction="AtoB",
                   input_nc=3, output_nc=3, epoch_num=2, num_parallel_workers=1)
     values.update(overrides)
-    return settings(**values)
+    return default_config(**values)
 
 
 @pytest.mark.parametrize("num_samples,batch,ranks", [(8, 1, 2), (7, 1, 2), (10, 2, 2), (9, 1, 1), (5, 2, 3)])
@@ -53,7 +53,7 @@ def test_resuming_mid_epoch_continues_the_same_ticket_sequence():
 
 
 def test_samples_depend_only_on_seed_epoch_and_index(ab_dir):
-    pairs = find_pairs(ab_dir)
+    pairs = find_pairs(ab_dir, "--train_data_dir", default_config())
     cfg = cfg_for()
     source = TrainSource(pairs, cfg, noise_size=16)
     first = source[5]
@@ -67,7 +67,7 @@ def test_samples_depend_only_on_seed_epoch_and_index(ab_dir):
 
 
 def test_batches_do_not_depend_on_worker_count(ab_dir):
-    pairs = find_pairs(ab_dir)
+    pairs = find_pairs(ab_dir, "--train_data_dir", default_config())
     batches = []
     for workers in (1, 2):
         dataset = train_dataset(pairs, cfg_for(num_parallel_workers=workers, batch_size=2), 8)
@@ -91,7 +91,7 @@ def write_folder_pairs(root, names, target_names=None):
 def test_input_and_target_folders_pair_by_file_name(tmp_path):
     from src.dataset.pairs import load_pair
     root = write_folder_pairs(str(tmp_path), ["b.png", "a.png"])
-    pairs = find_pairs(root)
+    pairs = find_pairs(root, "--train_data_dir", default_config())
     assert [p.name for p in pairs] == ["a.png", "b.png"]
     source, target = load_pair(pairs[0], cfg_for())
     assert source.shape == target.shape == (3, 20, 24)  # non-square images are fine
@@ -104,12 +104,12 @@ def test_a_file_without_partner_is_named(tmp_path):
     from src.utils.errors import UserError
     root = write_folder_pairs(str(tmp_path), ["a.png", "b.png"], ["a.png"])
     with pytest.raises(UserError, match="no partner in target/, e.g. b.png"):
-        find_pairs(root)
+        find_pairs(root, "--train_data_dir", default_config())
 
 
 def test_an_ab_image_with_non_square_halves_splits_at_half_its_width(tmp_path):
     """A 192x80 AB image is two 96x80 halves (as the reference pix2pix splits it); training
-    crops square --crop_size windows from them under either --preprocess."""
+    crops square --crop_size windows from them under either --resize_or_crop."""
     from PIL import Image
     from src.dataset.pairs import load_pair
     ab = np.zeros((80, 192, 3), np.uint8)
@@ -118,14 +118,14 @@ def test_an_ab_image_with_non_square_halves_splits_at_half_its_width(tmp_path):
     ab[:, 95, 0] = 0  # the last column of A and the first of B mark the split
     ab[:, 96, 0] = 255
     Image.fromarray(ab).save(tmp_path / "wide.png")
-    pairs = find_pairs(str(tmp_path))
+    pairs = find_pairs(str(tmp_path), "--train_data_dir", default_config())
     source, target = load_pair(pairs[0], cfg_for())
     assert source.shape == target.shape == (3, 80, 96)
     assert source[0, :, -1].max() == -1.0 and target[0, :, 0].min() == 1.0
     assert np.all(source[1] < 0) and np.all(target[1] > 0)
     np.testing.assert_array_equal(load_pair(pairs[0], cfg_for(direction="BtoA"))[0], target)
-    for preprocess in ("resize_and_crop", "crop"):
-        sample = TrainSource(pairs, cfg_for(preprocess=preprocess, padding_size=0, max_rotation_angle=0),
+    for resize_or_crop in ("resize_and_crop", "crop"):
+        sample = TrainSource(pairs, cfg_for(resize_or_crop=resize_or_crop, padding_size=0, max_rotation_angle=0),
                              noise_size=4)[0]
         assert sample[0].shape == sample[1].shape == (3, 32, 32)
 
@@ -136,7 +136,7 @@ def test_an_ab_image_of_odd_width_is_a_one_line_error_naming_file_and_size(tmp_p
     from src.utils.errors import UserError
     Image.new("RGB", (191, 80)).save(tmp_path / "odd.png")
     with pytest.raises(UserError, match=r"odd\.png: .*width must be even.* 191x80$"):
-        load_pair(find_pairs(str(tmp_path))[0], cfg_for())
+        load_pair(find_pairs(str(tmp_path), "--train_data_dir", default_config())[0], cfg_for())
 
 
 def test_resize_stays_in_the_channel_range_where_bicubic_overshoots():

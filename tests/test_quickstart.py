@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from src.utils.report import LABEL_BAND
+from src.dataset.collages import LABEL_BAND
 
 pytest.importorskip("skimage")
 

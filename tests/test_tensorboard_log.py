@@ -8,8 +8,8 @@ from tensorboard.backend.event_processing import event_accumulator, plugin_event
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import run_entry, tiny_train_args, write_ab_folder
-from src.utils.config import parse_args
-from src.utils.report import LABEL_BAND
+from src.config import parse_args
+from src.dataset.collages import LABEL_BAND
 from src.utils.tensorboard_log import TrainingBoard
 
 LOSSES = ["loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]

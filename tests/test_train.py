@@ -15,8 +15,8 @@ from PIL import Image
 
 from conftest import REPO, run_entry, tiny_train_args, write_ab_folder
 from src.models import registry
-from src.utils import checkpoint
-from src.utils.config import parse_args
+from src import checkpoint
+from src.config import parse_args
 from src.utils.errors import UserError
 
 

@@ -13,7 +13,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from src.utils.config import ENTRY_GROUPS, build_parser  # noqa: E402 (after the path set-up)
+from src.config import ENTRY_GROUPS, build_parser  # noqa: E402 (after the path set-up
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
 BLOCK = re.compile(r"<!-- flags:(\w+) -->(?:.*?<!-- /flags:\1 -->)?", re.S)

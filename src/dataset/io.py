@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from src.utils.errors import UserError
+from src.utils.files import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # --data_format_* -> the file extensions listed for it ("image": any 8-bit image).
@@ -224,22 +225,20 @@ def write_fits(path, chw, header):
     from astropy.io import fits
     data = chw[0] if chw.shape[0] == 1 else chw
     hdu = fits.PrimaryHDU(np.asarray(data, np.float32), header=header)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        hdu.writeto(tmp, overwrite=True, output_verify="silentfix")
 
 
 def write_array(path, chw, data_format):
     """A physical float32 CHW array as .npy or float TIFF, atomically."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    data = chw[0] if chw.shape[0] == 1 else chw
-    if data_format == "npy":
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.asarray(data, np.float32))
-    else:
-        import tifffile
-        tifffile.imwrite(tmp, np.asarray(data, np.float32))
-    os.replace(tmp, path)
+    data = np.asarray(chw[0] if chw.shape[0] == 1 else chw, np.float32)
+    with atomic_path(path) as tmp:
+        if data_format == "npy":
+            with open(tmp, "wb") as handle:
+                np.save(handle, data)
+        else:
+            import tifffile
+            tifffile.imwrite(tmp, data)
 
 
 # What Pillow raises for a damaged, truncated or unknown file, or one of more pixels than it
@@ -263,10 +262,8 @@ def write_image(path, array):
     """Write uint8 HWC (C = 1 or 3) to `path`, format from its extension, atomically."""
     array = np.asarray(array)
     image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp{os.path.splitext(base)[1]}")
-    image.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp)
 
 
 def read_ab_image(path, left_channels, right_channels):

@@ -19,7 +19,6 @@ from src.dataset.io import (EIGHT_BIT_FORMATS, OUTPUT_EXTENSIONS, has_format, is
                             write_image)
 from src.dataset.normalize import EIGHT_BIT, missing_mask, side_scaling, to_model, to_physical
 from src.dataset.transforms import resize_chw
-from src.utils.config import settings
 from src.utils.errors import UserError
 from src.utils.report import write_science_figure
 
@@ -53,10 +52,9 @@ class Pair:
         return (self.input_path, *self.extra_inputs)
 
 
-def find_pairs(data_dir, flag="--train_data_dir", cfg=None):
-    """All pairs under `data_dir`, sorted by name; UserError if there are none. Without `cfg`,
-    the default data flags (8-bit images, AtoB)."""
-    cfg = settings() if cfg is None else cfg
+def find_pairs(data_dir, flag, cfg):
+    """All pairs under `data_dir` (given as `flag`), read as `cfg`'s data flags say, sorted by
+    name; UserError if there are none."""
     if not data_dir:
         raise UserError(f"{flag} is required")
     if not os.path.isdir(data_dir):
@@ -144,9 +142,8 @@ def _folder_pairs(data_dir, flag, cfg):
                  os.path.join(data_dir, "target", targets[key]), "folders") for key in sorted(inputs)]
 
 
-def find_inputs(data_dir, flag="--input_dir", cfg=None):
-    """Every input file of a folder, without targets (for translating new data)."""
-    cfg = settings() if cfg is None else cfg
+def find_inputs(data_dir, flag, cfg):
+    """Every input file of a folder (given as `flag`), without targets (for translating new data)."""
     if not os.path.isdir(data_dir or ""):
         raise UserError(f"{flag} {data_dir}: no such folder")
     names = _files_in(data_dir, data_format(cfg, "input"))

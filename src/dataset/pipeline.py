@@ -1,4 +1,4 @@
-"""The training data pipeline on mindspore.dataset: resize (or, with --preprocess crop, native-
+"""The training data pipeline on mindspore.dataset: resize (or, with --resize_or_crop crop, native-
 scale edge padding and rotation), shared random crop and flip, sharding.
 
 Every random choice is drawn from a generator seeded by (seed, epoch, sample index), not from
@@ -49,7 +49,7 @@ class TrainSource:
         # Missing target pixels stay NaN (a resize widens them by its kernel's reach) until the
         # training step, which fills them and leaves them out of the CC loss.
         source, target = load_pair(self.pairs[index], self.cfg, missing_as_nan=True)
-        if self.cfg.preprocess == "crop":
+        if self.cfg.resize_or_crop == "crop":
             source, target = pad_and_rotate(source, target, rng, self.cfg.padding_size, self.cfg.max_rotation_angle)
         else:
             source = resize_chw(source, self.cfg.load_size)
@@ -76,18 +76,18 @@ def train_tickets(num_samples, cfg, rank_size, rank, start_step, total_epochs):
 
 
 def check_native_sizes(pairs, cfg):
-    """Under --preprocess crop every image, padded, must hold a --crop_size crop."""
+    """Under --resize_or_crop crop every image, padded, must hold a --crop_size crop."""
     for pair in pairs:
         height, width = load_pair(pair, cfg)[0].shape[1:]
         if min(height, width) + 2 * cfg.padding_size < cfg.crop_size:
             raise UserError(f"{pair.name}: {width}x{height} with --padding_size {cfg.padding_size} is smaller "
-                            f"than --crop_size {cfg.crop_size} (--preprocess crop does not resize)")
+                            f"than --crop_size {cfg.crop_size} (--resize_or_crop crop does not resize)")
 
 
 def train_dataset(pairs, cfg, noise_size, rank_size=1, rank=0, start_step=0):
     """Batched mindspore.dataset yielding (input, target, noise) from `start_step` to the end."""
     import mindspore.dataset as ds
-    if cfg.preprocess == "crop":
+    if cfg.resize_or_crop == "crop":
         check_native_sizes(pairs, cfg)
     source = TrainSource(pairs, cfg, noise_size)
     tickets = train_tickets(len(pairs), cfg, rank_size, rank, start_step, cfg.epoch_num)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from src.dataset.io import write_image
-from src.utils.report import stack_labelled_strips
+from src.dataset.collages import stack_labelled_strips
 
 TRAIN_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 TEST_PHOTOS = ("chelsea", "coffee")

@@ -147,7 +147,7 @@ class Upsample2x(nn.Cell):
     """Bilinear x2 (align_corners, as torch's UpsamplingBilinear2d), then a 3x3 convolution.
 
     MindSpore 2.10 cannot write a bilinear resize to ONNX: with `onnx_form` (use_onnx_forms) a
-    nearest x2 with align_corners stands in for it, which src/export.py's repair_onnx turns into
+    nearest x2 with align_corners stands in for it, which src/exporter.py's repair_onnx turns into
     ONNX's bilinear Resize with align_corners."""
 
     def __init__(self, in_channels, out_channels, padding_type):

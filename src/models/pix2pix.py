@@ -7,7 +7,7 @@ from src.models.discriminators import NLayerDiscriminator
 from src.models.generators import UnetGenerator, unet_depth
 from src.models.losses import GANLoss, l1_loss
 from src.models.registry import Model, register_model
-from src.utils.config import positive_int, str2bool
+from src.utils.flag_types import positive_int, str2bool
 
 
 class DiscriminatorLoss(nn.Cell):

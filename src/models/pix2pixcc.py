@@ -1,16 +1,38 @@
 """pix2pixCC (Jeong et al. 2022): residual generator, multi-scale feature PatchGANs, LSGAN +
 feature matching + correlation coefficients. Flag names as in pix2pixCC's own code."""
+import mindspore as ms
 import mindspore.nn as nn
 import mindspore.ops as ops
+import numpy as np
+from mindspore import Tensor
 from mindspore.common import dtype as mstype
 
 from src.models.discriminators import MultiScaleDiscriminator
 from src.models.generators import ResidualGenerator
 from src.models.losses import MultiScaleCC, feature_matching_loss
 from src.models.registry import Model, register_model
-from src.utils.config import non_negative_int, positive_int, str2bool
 from src.utils.errors import UserError
-from src.utils.metrics import multiscale_cc_metrics
+from src.utils.flag_types import non_negative_int, positive_int, str2bool
+
+
+def multiscale_cc_metrics(n_cc, concordance):
+    """pix2pixCC's CC at each of its n_CC scales, by the very cell its loss uses (so the report
+    and the objective cannot disagree, missing pixels left out alike): {"CC_scale0": f, ...},
+    scale k pooled k times."""
+    # Compiled, whatever the caller's mode: MindSpore 2.10's PyNative fails the first Tensor
+    # product of a process here (an import of a NumPy-1 extension under NumPy 2).
+    cell = ms.jit(MultiScaleCC(n_cc, concordance=concordance).construct)
+    cache = {}
+
+    def values(prediction, target, valid):
+        key = (id(prediction), id(target), id(valid))
+        if key not in cache:
+            cache.clear()
+            weight = Tensor(np.asarray(valid, np.float32)[None])
+            cache[key] = [float(v.asnumpy()) for v in cell(Tensor(target[None]), Tensor(prediction[None]), weight)]
+        return cache[key]
+
+    return {f"CC_scale{k}": (lambda p, t, v, k=k: values(p, t, v)[k]) for k in range(n_cc)}
 
 
 def _lsgan(prediction, real):

@@ -14,8 +14,9 @@ import mindspore.nn as nn
 from mindspore import Tensor, amp
 
 from src.dataset.normalize import fill_on_model_scale, side_scaling
-from src.models.init import init_weights
+from src.models.weight_init import init_weights
 from src.models.train_step import GANTrainOneStep
+from src.utils.metrics import METRICS
 
 MODEL_MODULES = ("src.models.pix2pix", "src.models.pix2pixcc")
 _MODELS = {}
@@ -89,6 +90,12 @@ def models():
 
 def model_of(cfg):
     return models()[cfg.model]
+
+
+def metrics_for(cfg):
+    """The metrics eval reports for this model: the common five and the model's own (pix2pixCC's
+    per-scale CC)."""
+    return {**METRICS, **model_of(cfg).metrics(cfg)}
 
 
 def metric_flags():

@@ -26,7 +26,7 @@ from src.dataset.normalize import describe_scaling, side_scaling
 from src.serve.guard import (Admission, AdmissionMiddleware, ApiKeyMiddleware, Metrics, MetricsMiddleware,
                              set_reason)
 from src.serve.model import OUTPUT_FORMATS, MEDIA_TYPES, UploadError, load_served_model, safe_name
-from src.utils.config import API_KEY_VARIABLE
+from src.config import API_KEY_VARIABLE
 from src.utils.errors import UserError
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")

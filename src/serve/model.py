@@ -24,11 +24,13 @@ from src.dataset.io import (EIGHT_BIT_FORMATS, FORMAT_EXTENSIONS, declared_shape
                             write_image)
 from src.dataset.normalize import model_to_image, side_scaling, to_model
 from src.dataset.pairs import Pair, data_format, write_prediction
-from src.export import data_config, exported_model, load_generator, model_card, resolve_checkpoint_flags
+from src.exported_model import exported_model
+from src.model_card import card_config, model_card
+from src.trained_generator import load_generator, resolve_checkpoint_flags
 from src.inference import card_tiling, network_run, predictions
 from src.models import registry
-from src.utils import checkpoint
-from src.utils.config import parse_args
+from src import checkpoint
+from src.config import parse_args
 from src.utils.errors import UserError
 
 # What /translate can return; `image` and `jpg` targets are served as lossless PNG.
@@ -72,7 +74,7 @@ class ServedModel:
 
     @cached_property
     def data_cfg(self):
-        return data_config(self.card)
+        return card_config(self.card)
 
     def side_format(self, side):
         return data_format(self.data_cfg, side)

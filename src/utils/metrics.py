@@ -78,29 +78,6 @@ def pearson_cc(prediction, target, valid=None):
 METRICS = {"L1": l1, "MSE": mse, "PSNR": psnr, "SSIM": ssim, "CC": pearson_cc}
 
 
-def multiscale_cc_metrics(n_cc, concordance):
-    """pix2pixCC's CC at each of its n_CC scales, by the very cell its loss uses (so the report
-    and the objective cannot disagree, missing pixels left out alike): {"CC_scale0": f, ...},
-    scale k pooled k times."""
-    import mindspore as ms
-    from mindspore import Tensor
-    from src.models.losses import MultiScaleCC
-    # Compiled, whatever the caller's mode: MindSpore 2.10's PyNative fails the first Tensor
-    # product of a process here (an import of a NumPy-1 extension under NumPy 2).
-    cell = ms.jit(MultiScaleCC(n_cc, concordance=concordance).construct)
-    cache = {}
-
-    def values(prediction, target, valid):
-        key = (id(prediction), id(target), id(valid))
-        if key not in cache:
-            cache.clear()
-            weight = Tensor(np.asarray(valid, np.float32)[None])
-            cache[key] = [float(v.asnumpy()) for v in cell(Tensor(target[None]), Tensor(prediction[None]), weight)]
-        return cache[key]
-
-    return {f"CC_scale{k}": (lambda p, t, v, k=k: values(p, t, v)[k]) for k in range(n_cc)}
-
-
 def _relative_error(predicted, true):
     return (predicted - true) / abs(true) if true != 0 else math.nan
 
@@ -122,13 +99,6 @@ def physical_metrics(prediction, target, signed):
             row[f"flux_{kind}_target"], row[f"flux_{kind}_pred"] = flux(t), flux(p)
             row[f"flux_{kind}_relerr"] = _relative_error(row[f"flux_{kind}_pred"], row[f"flux_{kind}_target"])
     return row
-
-
-def metrics_for(cfg):
-    """The metrics eval reports for this model: the common five and the model's own (pix2pixCC's
-    per-scale CC)."""
-    from src.models.registry import model_of  # the model decides its extra metrics
-    return {**METRICS, **model_of(cfg).metrics(cfg)}
 
 
 def compute_metrics(prediction, target, functions=METRICS, valid=None):

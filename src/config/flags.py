@@ -1,70 +1,17 @@
-"""Every command-line flag of every entry point, in one place.
+"""Every command-line flag of every entry point, declared once, with its default.
 
-Each entry point calls `parse_args(ENTRY, argv)`; the entry's name picks which flag groups it
-shows, so `--help` lists only what that command uses. Flag names follow the MindSpore model
-zoo's pix2pix where it has one (device_target, LAMBDA_L1, train_data_dir, ...).
+Each entry point calls `parse_args(ENTRY, argv)` (src/config/parse.py); the entry's name picks
+which flag groups `build_parser` adds, so `--help` lists only what that command uses. Flag names
+follow the MindSpore model zoo's pix2pix where it has one (device_target, LAMBDA_L1,
+train_data_dir, ...). A flag whose default depends on other flags has the default None here and
+says "derived" in its help: src/config/derive.py computes it. A model's own flags, and its
+values of the shared model-dependent flags (`Model.defaults`), are declared in its module.
 """
 import argparse
-import functools
-import os
-import re
-import sys
 
-from src.utils.errors import UserError
-
-
-def str2bool(value):
-    """Booleans are written True/False on the command line, as pix2pixCC does."""
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("true", "t", "yes", "y", "1"):
-        return True
-    if lowered in ("false", "f", "no", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
-
-
-def positive_int(value):
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return number
-
-
-def non_negative_int(value):
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return number
-
-
-def port_number(value):
-    number = int(value)
-    if not 1 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {value}")
-    return number
-
-
-def non_negative_float(value):
-    number = float(value)
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return number
-
-
-def unit_interval(value):
-    number = float(value)
-    if not 0 <= number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
-    return number
-
-
-def positive_float(value):
-    number = float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return number
+from src.models.registry import models
+from src.utils.flag_types import (PADDING_TYPES, duration, non_negative_float, non_negative_int, optional_float,
+                                  padding_name, port_number, positive_float, positive_int, str2bool, unit_interval)
 
 
 def _add_device(parser):
@@ -86,9 +33,9 @@ def _add_model(parser):
     group = parser.add_argument_group(
         "model", "A generator checkpoint records these: eval and export need them only for a checkpoint "
                  "written before checkpoints did.")
-    models = _models()
-    group.add_argument("--model", default="pix2pix", choices=list(models),
-                       help="; ".join(f"{name}: {model.summary}" for name, model in models.items())
+    registered = models()
+    group.add_argument("--model", default="pix2pix", choices=list(registered),
+                       help="; ".join(f"{name}: {model.summary}" for name, model in registered.items())
                             + " (default: %(default)s)")
     group.add_argument("--input_nc", type=positive_int, default=3,
                        help="channels of the input image (3 RGB, 1 grey) (default: %(default)s)")
@@ -107,7 +54,7 @@ def _add_model(parser):
                        help="square size the networks are trained on; a multiple of 32. The U-Net's "
                             "depth follows it: 8 downsamplings at 256, 7 at 128, 6 at 64, 5 at 32 "
                             "(default: %(default)s)")
-    for model in models.values():
+    for model in registered.values():
         model.add_generator_flags(parser.add_argument_group(f"{model.name} generator (--model {model.name})"))
 
 
@@ -117,32 +64,18 @@ def _add_training_model(parser):
                        help="discriminator filters in the first layer (default: %(default)s)")
     group.add_argument("--lambda_GAN", "--LAMBDA_GAN", "--lambda_LSGAN", type=float, default=None,
                        help="weight of G's adversarial loss; default: " + _per_model("lambda_GAN"))
-    for model in _models().values():
+    for model in models().values():
         model.add_training_flags(parser.add_argument_group(
             f"{model.name} discriminator and objective (--model {model.name})"))
 
 
 def _add_metrics(parser):
-    for model in _models().values():
+    for model in models().values():
         model.add_metric_flags(parser.add_argument_group(f"{model.name} metrics (--model {model.name})"))
 
 
-def _models():
-    from src.models.registry import models  # the model modules register their own flags
-    return models()
-
-
 def _per_model(flag):
-    return ", ".join(f"{model.defaults[flag]} for {name}" for name, model in _models().items())
-
-
-PADDING_TYPES = ("zero", "reflection", "replication")
-# The model zoo's --pad_mode values, in this project's (pix2pixCC's) vocabulary.
-PAD_MODE_VALUES = {"CONSTANT": "zero", "REFLECT": "reflection"}
-
-
-def padding_name(value):
-    return PAD_MODE_VALUES.get(value.upper(), value) if isinstance(value, str) else value
+    return ", ".join(f"{model.defaults[flag]} for {name}" for name, model in models().items())
 
 
 def _add_init(parser):
@@ -160,21 +93,6 @@ def _add_direction(group):
     group.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
                        help="AtoB: the left half of an AB image is the input; BtoA: the right half "
                             "(default: %(default)s)")
-
-
-def optional_float(value):
-    return None if value.lower() in ("none", "") else float(value)
-
-
-DURATION_UNITS = {"": 1.0, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def duration(value):
-    """A time span such as 0, 90s, 12min, 6h or 1d, in seconds (a bare number: seconds)."""
-    match = re.fullmatch(r"\s*([-+]?\d+(?:\.\d*)?)\s*(s|min|h|d)?\s*", value)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 0, 90s, 12min, 6h or 1d, got {value!r}")
-    return float(match.group(1)) * DURATION_UNITS[match.group(2) or ""]
 
 
 def _add_data_format(parser):
@@ -222,16 +140,18 @@ def _add_data(parser):
     group.add_argument("--load_size", type=positive_int, default=286,
                        help="images are resized to this square size before the random crop "
                             "(default: %(default)s)")
-    group.add_argument("--preprocess", default="resize_and_crop", choices=["resize_and_crop", "crop"],
-                       help="resize_and_crop: resize to --load_size, then a random --crop_size crop "
+    group.add_argument("--resize_or_crop", "--preprocess", default="resize_and_crop",
+                       choices=["resize_and_crop", "crop"],
+                       help="how training samples are cut (--preprocess: the reference pix2pix's name, kept as "
+                            "an alias; this project's preprocess is the 310 step); resize_and_crop: resize to --load_size, then a random --crop_size crop "
                             "(pix2pix); crop: keep the data's own plate scale (no resize): pad the edges "
                             "by --padding_size, rotate by up to --max_rotation_angle, then a random "
                             "--crop_size crop, both sides alike (pix2pixCC) (default: %(default)s)")
     group.add_argument("--padding_size", type=non_negative_int, default=0,
-                       help="with --preprocess crop: pixels added on every side by repeating the edge, "
+                       help="with --resize_or_crop crop: pixels added on every side by repeating the edge, "
                             "so that crops reach the borders (pix2pixCC's name) (default: %(default)s)")
     group.add_argument("--max_rotation_angle", type=non_negative_float, default=0.0,
-                       help="with --preprocess crop: rotate both sides by one random angle within "
+                       help="with --resize_or_crop crop: rotate both sides by one random angle within "
                             "+-this many degrees (pix2pixCC's name; 0: none) (default: %(default)s)")
     group.add_argument("--no_flip", type=str2bool, default=None,
                        help="True: no random horizontal flip; default: flip 8-bit images, not "
@@ -606,230 +526,3 @@ def build_parser(entry):
     for add_group in ENTRY_GROUPS[entry]:
         add_group(parser)
     return parser
-
-
-def parse_args(entry, argv=None):
-    """Parse and check the flags of one entry point; mistakes raise UserError. The result holds
-    every flag of `settings()` (defaults where this entry has no such flag), `cfg.entry`, and
-    `cfg.given_flags`: the flags the command line or the --config_path file set."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(entry)
-    from_file = _config_file_values(parser, _config_path(argv))
-    parsed, extra = parser.parse_known_args(argv)
-    if extra:
-        _ignore_training_flags(parser, entry, extra)
-    cfg = argparse.Namespace(**{**_defaults(), **vars(parsed)})
-    cfg.entry = entry
-    cfg.given_flags = _given_flags(entry, argv) | frozenset(from_file)
-    validate(cfg)
-    return cfg
-
-
-def _ignore_training_flags(parser, entry, extra):
-    """Commands written for an older flag layer pass training flags to eval.py or export.py:
-    those are ignored with a note; anything else is argparse's usage error."""
-    training = _lenient(build_parser("train"))
-    known, rest = training.parse_known_args(extra)
-    if rest or entry == "train":
-        parser.error("unrecognized arguments: " + " ".join(rest or extra))
-    print(f"note: {entry}.py does not use " + ", ".join(f"--{name}" for name in sorted(vars(known)))
-          + " (training flags); ignored", file=sys.stderr)
-
-
-def _lenient(parser):
-    """`parser` with no defaults and nothing required: parsing it tells what was given."""
-    for action in parser._actions:  # argparse keeps no public list of actions
-        action.default = argparse.SUPPRESS
-        action.required = False
-    return parser
-
-
-def settings(**values):
-    """A config holding every model, data and run flag at its default, updated with `values`
-    (names of old vocabularies are accepted), checked like a command line."""
-    cfg = argparse.Namespace(**{**_defaults(), **migrate(values)}, entry=None, given_flags=frozenset())
-    validate(cfg)
-    return cfg
-
-
-@functools.lru_cache(maxsize=None)
-def _defaults_cached():
-    defaults = {}
-    for entry in SETTINGS_ENTRIES:
-        for action in _flags_of(entry):
-            defaults.setdefault(action.dest, None if action.required else action.default)
-    return defaults
-
-
-def _defaults():
-    return dict(_defaults_cached())
-
-
-@functools.lru_cache(maxsize=None)
-def _flags_of(entry):
-    """The flag actions of one entry point, from one parser built once (never parsed with)."""
-    return tuple(_actions(build_parser(entry)))
-
-
-def _actions(parser):
-    return [action for action in parser._actions  # argparse keeps no public list of actions
-            if action.option_strings and action.dest not in ("help", "config_path")]
-
-
-@functools.lru_cache(maxsize=None)
-def _aliases():
-    """{old flag name: current name} for every alias of every entry point (e.g. n_gf: ngf)."""
-    names = {}
-    for entry in ENTRY_GROUPS:
-        for action in _flags_of(entry):
-            for option in action.option_strings[1:]:
-                names[option.lstrip("-")] = action.dest
-    return names
-
-
-def migrate(values):
-    """`values` (recorded flags, a model card's, a config file's) in the current vocabulary: old
-    names become their current ones and --pad_mode's CONSTANT/REFLECT their padding names."""
-    renamed = {_aliases().get(name, name): value for name, value in values.items()}
-    if "padding_type" in renamed:
-        renamed["padding_type"] = padding_name(renamed["padding_type"])
-    return renamed
-
-
-def _config_path(argv):
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config_path", default=None)
-    return pre.parse_known_args(argv)[0].config_path
-
-
-def _config_file_values(parser, path):
-    """Read `path` (YAML) and make its values the parser's defaults. Returns the names it set."""
-    if path is None:
-        return {}
-    import yaml
-    if not os.path.isfile(path):
-        raise UserError(f"--config_path {path}: no such file")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"--config_path {path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise UserError(f"--config_path {path}: expected flag: value lines, got {type(values).__name__}")
-    values = migrate(values)
-    known = set(_all_flag_names())
-    unknown = sorted(name for name in values if name not in known)
-    if unknown:
-        raise UserError(f"--config_path {path}: unknown flag {unknown[0]!r} (no command takes --{unknown[0]})")
-    own = {action.dest: action for action in _actions(parser)}
-    taken = {name: _checked_value(own[name], value, path) for name, value in values.items() if name in own}
-    for name in taken:
-        own[name].required = False
-    for group in parser._mutually_exclusive_groups:  # e.g. serve.py's --mindir | --ckpt
-        if any(action.dest in taken for action in group._group_actions):
-            group.required = False
-    parser.set_defaults(**taken)
-    return taken
-
-
-def _checked_value(action, value, path):
-    """A config file's value through the flag's own type and choices (so the file is checked
-    like a command line)."""
-    name = action.dest
-    try:
-        if value is not None and action.type is not None:  # YAML booleans stay booleans
-            value = action.type(value if isinstance(value, bool) else str(value))
-    except (argparse.ArgumentTypeError, ValueError) as err:
-        raise UserError(f"--config_path {path}: {name}: {err}") from None
-    if action.choices is not None and value is not None and value not in action.choices:
-        raise UserError(f"--config_path {path}: {name}: {value!r} is not one of "
-                        + ", ".join(map(str, action.choices)))
-    return value
-
-
-@functools.lru_cache(maxsize=None)
-def _all_flag_names():
-    return frozenset(action.dest for entry in ENTRY_GROUPS for action in _flags_of(entry))
-
-
-def _given_flags(entry, argv):
-    """The destinations the command line sets explicitly: parsed again with no defaults."""
-    return frozenset(vars(_lenient(build_parser(entry)).parse_known_args(argv)[0])) - {"config_path"}
-
-
-def resolved_flags(cfg):
-    """{flag: value} of every flag of this run's entry point, as the command ends up using it."""
-    return {action.dest: getattr(cfg, action.dest) for action in _flags_of(cfg.entry)}
-
-
-def save_resolved_config(cfg, path):
-    """Write every flag of this run's entry point, after the config file, the command line,
-    defaults and derived values, as YAML: `python <entry>.py --config_path <path>` repeats it."""
-    import yaml
-    from src.utils.checkpoint import atomic_write_text
-    values = resolved_flags(cfg)
-    header = f"# Resolved flags of a {cfg.entry}.py run: python {cfg.entry}.py --config_path {os.path.basename(path)}\n"
-    atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
-    return path
-
-
-def apply_recorded_flags(cfg, recorded, source):
-    """Take the recorded training flags into `cfg`; a flag given on the command line or in the
-    config file with another value is a UserError naming both. A record older than one of its
-    model's flags holds the value every run had before that flag (the model's `predates`)."""
-    recorded = migrate(recorded)
-    model = _models().get(recorded.get("model", cfg.model))
-    recorded = {**(model.predates if model else {}), **recorded}
-    for name, value in recorded.items():
-        if not hasattr(cfg, name):
-            continue
-        if name in cfg.given_flags and getattr(cfg, name) != value:
-            raise UserError(f"--{name} {getattr(cfg, name)} contradicts {source}, which was trained with "
-                            f"--{name} {value}; drop the flag (the checkpoint records it)")
-        setattr(cfg, name, value)
-    validate(cfg)
-    return cfg
-
-
-def validate(cfg):
-    """Checks that span several flags; single-flag checks live in the argparse types."""
-    model = _models()[cfg.model]
-    for name, value in model.defaults.items():
-        if getattr(cfg, name) is None:
-            setattr(cfg, name, value)
-    if cfg.entry == "train" and cfg.crop_size > cfg.load_size and cfg.preprocess != "crop":
-        raise UserError(f"--crop_size {cfg.crop_size} is larger than --load_size {cfg.load_size}; "
-                        "the crop is taken from the resized image")
-    if cfg.epoch_num is None:
-        cfg.epoch_num = cfg.n_epochs + cfg.n_epochs_decay
-        if cfg.epoch_num == 0:
-            raise UserError("--n_epochs + --n_epochs_decay is 0: nothing to train")
-    if cfg.entry == "pair_files" and (cfg.key_regex is None) == (cfg.time_tolerance is None):
-        raise UserError("pair_files.py pairs by name (--key_regex) or by time (--time_tolerance): give one")
-    for side in ("input", "target"):
-        lower, upper = getattr(cfg, f"saturation_lower_limit_{side}"), getattr(cfg, f"saturation_upper_limit_{side}")
-        if lower is not None and upper is not None and not lower < upper:
-            raise UserError(f"--saturation_lower_limit_{side} {lower} must be below "
-                            f"--saturation_upper_limit_{side} {upper}")
-    if cfg.device_target == "CPU" and cfg.amp_level != "O0":
-        raise UserError(f"--amp_level {cfg.amp_level} needs GPU or Ascend; CPU trains in float32 (O0)")
-    _resolve_validation(cfg)
-    if cfg.tensorboard_dir is None:
-        cfg.tensorboard_dir = os.path.join(os.path.dirname(os.path.normpath(cfg.loss_show_dir)), "tensorboard")
-    from src.dataset.transforms import resolve_flip  # the data layer owns its augmentation rules
-    resolve_flip(cfg)
-
-
-def _resolve_validation(cfg):
-    """--best_metric's default (L1 for 8-bit targets, CC for arrays); validation needs data."""
-    from src.dataset.io import EIGHT_BIT_FORMATS
-    eight_bit = cfg.data_format_target in EIGHT_BIT_FORMATS
-    if cfg.best_metric is None:
-        cfg.best_metric = "L1" if eight_bit else "CC"
-    if eight_bit and cfg.best_metric.endswith("_phys"):
-        raise UserError(f"--best_metric {cfg.best_metric}: physical metrics need array targets "
-                        "(FITS, npy, tif); 8-bit images have L1, MSE, PSNR, SSIM, CC")
-    if cfg.val_interval and not cfg.val_data_dir and "val_interval" in cfg.given_flags:
-        raise UserError(f"--val_interval {cfg.val_interval} needs --val_data_dir (held-out pairs to validate on)")
-    if not cfg.val_data_dir:
-        cfg.val_interval = 0  # what the run does, and what its resolved config repeats

@@ -1,11 +1,11 @@
-"""Checkpoints: atomic writes, architecture records, the resume state, and clear load errors.
+"""Checkpoints: architecture records, the resume state, and clear load errors.
 
 A checkpoint records the flags that shaped its network (`arch`, JSON) so that loading it into a
 differently configured network names the difference instead of failing on a tensor shape; a
 generator checkpoint also records every training flag inference needs (`config`, JSON: model,
 channels, direction, formats, normalisation, FITS settings), so that eval and export need no
 flags but the checkpoint. Each training run writes its whole resolved configuration to
-`config.yaml` beside the checkpoints (src/utils/config.py). Records written with older flag names
+`config.yaml` beside the checkpoints (src/config/parse.py). Records written with older flag names
 (n_gf, pad_mode, LAMBDA_L1, ...) are read in the current vocabulary.
 The resume state (`train_state.ckpt`: both networks, both optimisers, loss scale) is committed
 by writing `resume.json` last: a run killed mid-write resumes from the previous state.
@@ -15,40 +15,19 @@ import os
 
 import mindspore as ms
 
-from src.utils.config import migrate
+from src.config import migrate
 from src.utils.errors import UserError
+from src.utils.files import atomic_path, atomic_write_text
 
 RESUME_FILE = "resume.json"
 STATE_FILE = "train_state.ckpt"
 
 
 def atomic_save(network, path, extra=None):
-    """Save `network`'s parameters to `path` via a temporary file in the same folder."""
-    directory, base = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # save_checkpoint appends ".ckpt" to names without it, so the temporary name keeps it.
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp.ckpt")
-    try:
+    """Save `network`'s parameters to `path` atomically (the temporary name keeps ".ckpt", which
+    save_checkpoint would otherwise append)."""
+    with atomic_path(path) as tmp:
         ms.save_checkpoint(network, tmp, append_dict=extra)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_text(path, text):
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path, data):
-    directory, base = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def save_network(network, path, arch, config=None):
