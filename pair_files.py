@@ -1,7 +1,7 @@
 """Pair two folders by a key in the file names, or by observation time, into a pairs.csv.
 `python pair_files.py --help` lists the flags."""
-from src.dataset.pairing import make_pairs
 from src.config import parse_args
+from src.dataset.pairing import make_pairs
 from src.utils.errors import run_cli
 
 

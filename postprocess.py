@@ -1,7 +1,7 @@
 """Ascend 310 flow, step 3: result_Files/*.bin -> predictions and metrics.
 `python postprocess.py --help` lists flags."""
-from src.infer310 import postprocess
 from src.config import parse_args
+from src.infer310 import postprocess
 from src.utils.errors import run_cli
 
 

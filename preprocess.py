@@ -1,6 +1,6 @@
 """Ascend 310 flow, step 1: dataset -> .bin inputs. `python preprocess.py --help` lists flags."""
-from src.infer310 import preprocess
 from src.config import parse_args
+from src.infer310 import preprocess
 from src.utils.errors import run_cli
 
 

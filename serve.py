@@ -1,6 +1,6 @@
 """Serve a trained generator over HTTP with a web page. `python serve.py --help` lists flags."""
-from src.serve.app import serve
 from src.config import parse_args
+from src.serve.app import serve
 from src.utils.errors import run_cli
 
 

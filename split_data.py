@@ -1,6 +1,6 @@
 """Split a pairs.csv into train and test, optionally by group. `python split_data.py --help`."""
-from src.dataset.pairing import split_pairs
 from src.config import parse_args
+from src.dataset.pairing import split_pairs
 from src.utils.errors import run_cli
 
 

@@ -1,6 +1,6 @@
 """Train Pix2Pix on paired images. `python train.py --help` lists every flag."""
-from src.trainer import train
 from src.config import parse_args
+from src.trainer import train
 from src.utils.errors import run_cli
 
 

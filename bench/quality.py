@@ -134,7 +134,7 @@ def epochs_for(args):
     return max(2, round(args.steps / args.train_pairs))
 
 
-def run(command, cwd, log):
+def run_logged(command, cwd, log):
     with open(log, "w", encoding="utf-8") as handle:
         result = subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
     if result.returncode:
@@ -155,7 +155,7 @@ def train_and_score(tree, data_dir, work_dir, seed, args):
              "--train_fakeimg_dir", os.path.join(out, "img"), "--loss_show_dir", os.path.join(out, "loss"),
              *shlex.split(args.train_flags)]
     started = time.time()
-    run(train, tree, out + ".train.log")
+    run_logged(train, tree, out + ".train.log")
     scores = {"train_seconds": time.time() - started}
     checkpoints = {"": os.path.join(out, "ckpt", f"Generator_{epochs}.ckpt")}
     if args.last_weights:
@@ -163,7 +163,7 @@ def train_and_score(tree, data_dir, work_dir, seed, args):
     for suffix, ckpt in checkpoints.items():
         for mode in args.bn_stats:
             name = prediction_name(mode + suffix)
-            run([sys.executable, os.path.join(tree, "eval.py"), "--val_data_dir", os.path.join(data_dir, "test"),
+            run_logged([sys.executable, os.path.join(tree, "eval.py"), "--val_data_dir", os.path.join(data_dir, "test"),
                  "--ckpt", ckpt, "--bn_stats", mode, "--predict_dir", os.path.join(out, f"predict_{name}"),
                  "--report_dir", os.path.join(out, f"eval_{name}")], tree, out + f".eval_{name}.log")
             scores[mode + suffix] = score_predictions(os.path.join(out, f"predict_{name}"),

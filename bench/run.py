@@ -182,11 +182,11 @@ def measure_tiled(image_size, tile_size, crop_size):
     including compilation, and the process's peak RSS."""
     graph_context()
     from astropy.io import fits
+    from src.config import parse_args
     from src.dataset.pairs import find_inputs
     from src.evaluate import evaluate
-    from src.inference import layout_for, make_tiling, network_run, predictions
+    from src.inference import layout_for, make_tiling, network_forward, predictions
     from src.models import registry
-    from src.config import parse_args
     folder = tempfile.mkdtemp(prefix="bench_tiled_")
     os.makedirs(os.path.join(folder, "in"))
     yy, xx = np.mgrid[0:image_size, 0:image_size] / image_size
@@ -199,7 +199,7 @@ def measure_tiled(image_size, tile_size, crop_size):
     netG.set_train(False)
     tiling = make_tiling(registry.size_unit(cfg), tile_size)
     started = time.perf_counter()
-    items = predictions(find_inputs(os.path.join(folder, "in"), "--input_dir", cfg), cfg, network_run(netG), 1, tiling)
+    items = predictions(find_inputs(os.path.join(folder, "in"), "--input_dir", cfg), cfg, network_forward(netG), 1, tiling)
     evaluate(items, cfg, os.path.join(folder, "out"), os.path.join(folder, "report"), progress=lambda line: None)
     return {"image_size": image_size, "tile_size": tile_size, "crop_size": crop_size,
             "tiles": layout_for(image_size, image_size, tiling).count, "seconds": time.perf_counter() - started,
@@ -208,11 +208,11 @@ def measure_tiled(image_size, tile_size, crop_size):
 
 def exported_full_size(size, folder):
     """A full-size generator (ngf = 64) exported as a MINDIR of any input size, with its card."""
-    from src.exporter import export_generator
-    from src.trained_generator import recorded_flags, resolve_checkpoint_flags
-    from src.models import registry
     from src import checkpoint
     from src.config import parse_args
+    from src.exporter import export_generator
+    from src.models import registry
+    from src.trained_generator import recorded_flags, resolve_checkpoint_flags
     cfg = model_cfg(size)
     ckpt = os.path.join(folder, "Generator.ckpt")
     checkpoint.save_network(registry.build_generator(cfg), ckpt, {"model": cfg.model, **registry.arch(cfg, "generator")},
@@ -372,8 +372,8 @@ def measure_load(requests, clients, deadline_s):
     from collections import Counter
     from concurrent.futures import ThreadPoolExecutor
     import httpx
-    from src.serve.model import load_served_model
     from src.config import parse_args
+    from src.serve.model import load_served_model
     graph_context()
     folder = tempfile.mkdtemp(prefix="bench_load_")
     mindir = exported_full_size(64, folder)  # ngf = 64 at crop 64: size unit 64, the uploads' scale
@@ -428,11 +428,11 @@ def load_markdown(load):
 def export_both(size, folder, bn_stats, batch):
     """The full-size U-Net (ngf = 64, trained at size) exported as MINDIR and as ONNX, both with
     --bn_stats `bn_stats` and --batch_size `batch`: (MINDIR path, ONNX path)."""
-    from src.exporter import export_generator
-    from src.trained_generator import recorded_flags, resolve_checkpoint_flags
-    from src.models import registry
     from src import checkpoint
     from src.config import parse_args
+    from src.exporter import export_generator
+    from src.models import registry
+    from src.trained_generator import recorded_flags, resolve_checkpoint_flags
     cfg = model_cfg(size)
     ckpt = os.path.join(folder, "Generator.ckpt")
     if not os.path.exists(ckpt):
@@ -471,13 +471,13 @@ def measure_runtimes(size, repeats, requests):
         models = [load_exported(path, flag) for path, flag in zip(export_both(size, folder, bn_stats, batch),
                                                                    ("--mindir", "--onnx"))]
         x = np.random.default_rng(0).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
-        outputs = [model.run(x) for model in models]  # compiles, warms up
+        outputs = [model.forward(x) for model in models]  # compiles, warms up
         difference = max(difference, float(np.abs(outputs[0] - outputs[1]).max()))
         times = [[], []]
         for _ in range(repeats):
             for model, spent in zip(models, times):
                 started = time.perf_counter()
-                model.run(x)
+                model.forward(x)
                 spent.append(time.perf_counter() - started)
         for model, spent in zip(models, times):
             latency.append({"runtime": model.runtime, "batch": batch, "bn_stats": bn_stats,

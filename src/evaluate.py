@@ -20,7 +20,7 @@ from src.dataset.pairs import (check_same_size, data_format, find_inputs, find_p
                                side_unit, write_prediction)
 from src.dataset.transforms import resize_chw
 from src.exported_model import exported_model
-from src.inference import card_tiling, network_run, predictions, tiling_from_flags
+from src.inference import card_tiling, network_forward, predictions, tiling_from_flags
 from src.model_card import card_config
 from src.models import registry
 from src.trained_generator import inference_batch_size, load_generator, resolve_checkpoint_flags
@@ -141,7 +141,7 @@ def evaluate_folder(cfg):
         set_context(cfg)
         pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg)
         netG = load_generator(cfg)
-        evaluate(predictions(pairs, cfg, network_run(netG), inference_batch_size(cfg), tiling), cfg,
+        evaluate(predictions(pairs, cfg, network_forward(netG), inference_batch_size(cfg), tiling), cfg,
                  cfg.predict_dir, cfg.report_dir)
     save_resolved_config(cfg, os.path.join(cfg.report_dir, CONFIG_FILE))
 
@@ -164,7 +164,7 @@ def evaluate_exported(cfg, find, data_dir, data_flag, predict_dir, report_dir):
     tiling = card_tiling(model.card, cfg)
     pairs = find(data_dir, data_flag, data_cfg)
     print(f"run by {model.runtime}")
-    rows = evaluate(predictions(pairs, data_cfg, model.run, model.batch_size, tiling), data_cfg, predict_dir, report_dir)
+    rows = evaluate(predictions(pairs, data_cfg, model.forward, model.batch_size, tiling), data_cfg, predict_dir, report_dir)
     atomic_write_text(os.path.join(report_dir, "model_card.json"),
                       json.dumps({**model.card, "runtime": model.runtime}, indent=1))
     return rows

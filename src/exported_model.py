@@ -8,7 +8,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from src.inference import graph_run
+from src.inference import graph_forward
 from src.model_card import file_sha256, read_model_card
 from src.utils.errors import UserError
 
@@ -25,11 +25,11 @@ def load_mindir(path):
 
 @dataclass(frozen=True)
 class ExportedModel:
-    """An exported generator ready to translate: `run` maps an NCHW batch of up to `batch_size`
+    """An exported generator ready to translate: `forward` maps an NCHW batch of up to `batch_size`
     images to the NCHW output; `runtime` names what runs it (MindSpore or onnxruntime and its
     execution provider)."""
     card: dict
-    run: object
+    forward: object
     batch_size: int
     runtime: str
 
@@ -47,7 +47,7 @@ def load_exported(path, flag, device_target="CPU"):
     CPU), with the card beside it; what cannot be run is a one-line UserError."""
     if flag == "--mindir":
         graph, card = load_mindir(path)
-        return ExportedModel(card, graph_run(graph, card["input_shape"][0]), card["input_shape"][0],
+        return ExportedModel(card, graph_forward(graph, card["input_shape"][0]), card["input_shape"][0],
                              f"MindSpore {ms.__version__} ({device_target})")
     card = read_model_card(path, flag)
     if card.get("file_format", "ONNX") != "ONNX":
@@ -58,7 +58,7 @@ def load_exported(path, flag, device_target="CPU"):
         raise UserError(f"{flag} {path}: {path}.json is the card of another model (its SHA-256 is not this "
                         "file's); export the checkpoint again, which writes both")
     fixed_batch = card["input_shape"][0]
-    return ExportedModel(card, _onnx_run(session, fixed_batch, path), fixed_batch or card["batch_size"],
+    return ExportedModel(card, _onnx_forward(session, fixed_batch, path), fixed_batch or card["batch_size"],
                          f"onnxruntime {_onnxruntime().__version__} ({session.get_providers()[0]})")
 
 
@@ -85,13 +85,13 @@ def _onnx_session(path, flag, device_target):
         raise UserError(f"{flag} {path}: not a loadable ONNX model ({str(err).strip().splitlines()[0]})") from None
 
 
-def _onnx_run(session, fixed_batch, path):
+def _onnx_forward(session, fixed_batch, path):
     """NCHW batch -> NCHW output of an onnxruntime session; a short batch is padded with copies
     of its first image for a graph of fixed batch size."""
     name = session.get_inputs()[0].name
     expected = session.get_inputs()[0].shape
 
-    def run(batch):
+    def forward(batch):
         padded = batch if fixed_batch is None else np.concatenate(
             [batch, np.repeat(batch[:1], fixed_batch - len(batch), axis=0)])
         try:
@@ -99,4 +99,4 @@ def _onnx_run(session, fixed_batch, path):
         except Exception as err:  # onnxruntime's InvalidArgument and Fail carry no common base class
             raise UserError(f"{os.path.basename(path)} takes {'x'.join(map(str, expected))} inputs, not "
                             f"{'x'.join(map(str, padded.shape))} ({str(err).strip().splitlines()[0][:200]})") from None
-    return run
+    return forward

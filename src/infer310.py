@@ -22,11 +22,11 @@ from src.dataset.io import stem
 from src.dataset.pairs import Pair, find_inputs, find_pairs, load_input
 from src.evaluate import evaluate
 from src.exported_model import load_mindir
-from src.model_card import card_config, read_model_card
 from src.inference import Tiling, card_tiling, layout_for, merge, split
-from src.utils.files import atomic_path, atomic_write_text
+from src.model_card import card_config, read_model_card
 from src.utils.device import set_context
 from src.utils.errors import UserError
+from src.utils.files import atomic_path, atomic_write_text
 
 MANIFEST = "manifest.tsv"
 SAMPLES = "samples.json"

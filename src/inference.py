@@ -177,8 +177,8 @@ def merge(outputs, layout, overlap):
     return total[:, top:top + layout.height, left:left + layout.width]
 
 
-def run_batched(run, tiles, batch_size, before_batch=None):
-    """Outputs of `run` (NCHW -> NCHW array) for every tile, up to batch_size equal-shaped tiles
+def forward_batched(forward, tiles, batch_size, before_batch=None):
+    """Outputs of `forward` (NCHW -> NCHW array) for every tile, up to batch_size equal-shaped tiles
     at a time. `before_batch()`, if given, is called before each batch: a caller that must give
     up (a server's time budget) raises there, so work stops at a tile boundary."""
     outputs, start = [], 0
@@ -188,18 +188,18 @@ def run_batched(run, tiles, batch_size, before_batch=None):
         end = start + 1
         while end < len(tiles) and end - start < batch_size and tiles[end].shape == tiles[start].shape:
             end += 1
-        outputs.extend(run(np.stack(tiles[start:end])))
+        outputs.extend(forward(np.stack(tiles[start:end])))
         start = end
     return outputs
 
 
-def translate(images, run, batch_size, tiling, names=None, before_batch=None):
-    """Predictions (CHW, each at its image's size) of CHW `images`; `run` maps an NCHW batch to
-    the network's NCHW output; `before_batch` as in run_batched."""
+def translate(images, forward, batch_size, tiling, names=None, before_batch=None):
+    """Predictions (CHW, each at its image's size) of CHW `images`; `forward` maps an NCHW batch to
+    the network's NCHW output; `before_batch` as in forward_batched."""
     names = names or ["image"] * len(images)
     layouts = [layout_for(*image.shape[1:], tiling, name) for image, name in zip(images, names)]
-    outputs = run_batched(run, [tile for image, layout in zip(images, layouts) for tile in split(image, layout)],
-                          batch_size, before_batch)
+    outputs = forward_batched(forward, [tile for image, layout in zip(images, layouts) for tile in split(image, layout)],
+                              batch_size, before_batch)
     predictions, offset = [], 0
     for layout in layouts:
         predictions.append(merge(outputs[offset:offset + layout.count], layout, tiling.overlap))
@@ -213,27 +213,27 @@ def _check_finite(prediction, pair):
                         "training diverged")
 
 
-def predictions(pairs, cfg, run, batch_size, tiling, before_batch=None):
+def predictions(pairs, cfg, forward, batch_size, tiling, before_batch=None):
     """Yield (pair, input, prediction, original size) per pair, both at the input's own size;
-    `before_batch` as in run_batched."""
+    `before_batch` as in forward_batched."""
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         sources = [load_input(pair, cfg) for pair in chunk]
-        outputs = translate(sources, run, batch_size, tiling, [pair.input_path for pair in chunk], before_batch)
+        outputs = translate(sources, forward, batch_size, tiling, [pair.input_path for pair in chunk], before_batch)
         for pair, source, prediction in zip(chunk, sources, outputs):
             _check_finite(prediction, pair)
             yield pair, source, prediction, source.shape[1:]
 
 
-def network_run(netG):
+def network_forward(netG):
     """NCHW batch -> NCHW prediction with a generator in inference mode."""
     return lambda batch: netG(Tensor(batch)).asnumpy()
 
 
-def graph_run(graph, batch_size):
-    """As `network_run` for an exported graph of fixed batch size: a short batch is padded with
+def graph_forward(graph, batch_size):
+    """As `network_forward` for an exported graph of fixed batch size: a short batch is padded with
     copies of its first image."""
-    def run(batch):
+    def forward(batch):
         padded = np.concatenate([batch, np.repeat(batch[:1], batch_size - len(batch), axis=0)])
         return graph(Tensor(padded)).asnumpy()[:len(batch)]
-    return run
+    return forward

@@ -8,17 +8,17 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor
 
-from src.dataset.pairs import find_pairs, load_pair
-from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
-from src.trained_generator import recorded_flags
-from src.models import registry
-from src.models.train_step import AverageAcrossRanks, running_statistics
 from src import checkpoint
 from src.config import CONFIG_FILE, resolved_flags, save_resolved_config
+from src.dataset.collages import save_sample_grid
+from src.dataset.pairs import find_pairs, load_pair
+from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
+from src.models import registry
+from src.models.train_step import AverageAcrossRanks, running_statistics
+from src.trained_generator import recorded_flags
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
-from src.dataset.collages import save_sample_grid
 from src.utils.report import LossLog
 from src.utils.tensorboard_log import TrainingBoard
 from src.validation import Validator
@@ -126,7 +126,7 @@ class Trainer:
                                                np.float32)))
         print(f"compiled in {time.time() - started:.1f} s", flush=True)
 
-    def run(self):
+    def train(self):
         cfg, main = self.cfg, self.ranks.is_main
         if main:
             self.loss_log.start(self.start_step)
@@ -249,7 +249,7 @@ class Trainer:
         if self.board:
             self.board.samples(step, grid)
         if self.validator and self.validator.due(epoch):
-            means = self.validator.run(epoch, step)
+            means = self.validator.validate(epoch, step)
             if self.board:
                 self.board.validation(step, means)
         if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
@@ -281,4 +281,4 @@ class Trainer:
 
 
 def train(cfg):
-    return Trainer(cfg).run()
+    return Trainer(cfg).train()

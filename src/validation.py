@@ -11,14 +11,14 @@ import json
 import math
 import os
 
-from src.evaluate import metric_row
-from src.trained_generator import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
-from src.dataset.normalize import side_scaling, to_model
-from src.dataset.pairs import check_same_size, load_target
-from src.inference import network_run, predictions, tiling_from_flags
-from src.models import registry
 from src import checkpoint
 from src.config import BEST_METRICS
+from src.dataset.normalize import side_scaling, to_model
+from src.dataset.pairs import check_same_size, load_target
+from src.evaluate import metric_row
+from src.inference import network_forward, predictions, tiling_from_flags
+from src.models import registry
+from src.trained_generator import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
 from src.utils.errors import UserError
 from src.utils.files import atomic_write_text, save_figure
 from src.utils.metrics import summarise
@@ -35,7 +35,7 @@ def validation_means(netG, pairs, cfg):
     netG.set_train(False)
     functions, rows = registry.metrics_for(cfg), []
     tiling = tiling_from_flags(cfg, registry.size_unit(cfg))
-    for pair, _, prediction, size in predictions(pairs, cfg, network_run(netG), inference_batch_size(cfg),
+    for pair, _, prediction, size in predictions(pairs, cfg, network_forward(netG), inference_batch_size(cfg),
                                                  tiling):
         target_physical = load_target(pair, cfg)
         if target_physical is None:

@@ -67,12 +67,12 @@ def test_model_dependent_defaults_come_from_the_model():
 def test_every_shipped_config_parses_for_training_and_evaluation(name):
     path = os.path.join(REPO, "configs", name)
     with open(path, encoding="utf-8") as handle:
-        values = yaml.safe_load(handle)
+        values = yaml.safe_load(handle) or {}  # maps.yaml: the defaults are its protocol
     cfg = parse_args("train", ["--config_path", path, "--train_data_dir", "d"])
     for key, value in values.items():
         assert getattr(cfg, key) == value, key
     evaluation = parse_args("eval", ["--config_path", path, "--val_data_dir", "v", "--ckpt", "c"])
-    assert evaluation.model == values["model"] and not hasattr(build_parser("eval").parse_args(
+    assert evaluation.model == values.get("model", "pix2pix") and not hasattr(build_parser("eval").parse_args(
         ["--val_data_dir", "v", "--ckpt", "c"]), "n_epochs")  # training keys are left to train.py
 
 
@@ -126,3 +126,27 @@ def test_epoch_num_defaults_to_the_schedule_length():
 def test_cpu_refuses_mixed_precision():
     with pytest.raises(UserError, match="needs GPU or Ascend"):
         parse_args("train", ["--train_data_dir", "d", "--amp_level", "O2"])
+
+
+def test_the_task_configs_set_only_values_that_differ_from_the_defaults():
+    """Each default has one home, where its flag is declared: a preset repeats none of them."""
+    import yaml
+    for name in sorted(os.listdir(os.path.join(REPO, "configs"))):
+        with open(os.path.join(REPO, "configs", name), encoding="utf-8") as handle:
+            values = migrate(yaml.safe_load(handle) or {})
+        model = values.pop("model", None)
+        repeated = (["model"] if model == default_config().model else []) + [
+            key for key, value in values.items() if getattr(default_config(model=model or "pix2pix"), key) == value]
+        assert not repeated, f"configs/{name} repeats defaults: {repeated}"
+
+
+def test_exactly_the_flags_whose_help_says_derived_get_a_derived_default():
+    from src.config.derive import DERIVED_FLAGS
+    actions = {action.dest: action for entry in ENTRY_GROUPS for action in build_parser(entry)._actions}
+    for model in ("pix2pix", "pix2pixcc"):
+        cfg = default_config(model=model)
+        filled = {name for name, action in actions.items()
+                  if action.default is None and not action.required and getattr(cfg, name, None) is not None}
+        assert filled == set(DERIVED_FLAGS), model
+    for name in DERIVED_FLAGS:
+        assert "default (derived): " in actions[name].help, name

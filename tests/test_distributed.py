@@ -15,9 +15,9 @@ from mindspore import Tensor
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import REPO, run_entry, tiny_train_args, write_ab_folder
-from src.models import registry
 from src import checkpoint
 from src.config import parse_args
+from src.models import registry
 
 pytestmark = pytest.mark.skipif(subprocess.run(["which", "msrun"], capture_output=True).returncode != 0,
                                 reason="msrun (MindSpore's launcher) is not on PATH")

@@ -10,9 +10,9 @@ from mindspore import Tensor, nn
 from PIL import Image
 
 from conftest import run_entry, write_ab_folder
-from src.models import registry
 from src import checkpoint
 from src.config import parse_args
+from src.models import registry
 
 MODEL_FLAGS = ["--crop_size", "32", "--ngf", "8"]
 
@@ -53,8 +53,8 @@ def test_eval_writes_predictions_metrics_and_report(model, tmp_path):
 
 @pytest.mark.parametrize("size", [32, 72, 256])
 def test_collage_columns_are_labelled_over_their_panels_and_kept_once_in_a_stack(size):
-    from src.evaluate import collage
     from src.dataset.collages import LABEL_BAND, stack_labelled_strips
+    from src.evaluate import collage
     panels = np.random.default_rng(0).uniform(-1, 1, (3, 3, size, size)).astype(np.float32)
     strip = collage(panels[0], panels[1], panels[2])
     assert strip.shape == (LABEL_BAND + size, 4 * size + 3 * 4, 3)

@@ -9,12 +9,12 @@ import pytest
 from astropy.io import fits
 
 from conftest import run_entry
+from src.config import default_config
 from src.dataset.io import read_array, read_fits
 from src.dataset.normalize import Scaling, side_scaling, to_model, to_physical
 from src.dataset.pairing import split_groups
 from src.dataset.pairs import find_pairs, load_pair, load_target
 from src.dataset.transforms import crop_and_flip
-from src.config import default_config
 from src.utils.errors import UserError
 from src.utils.metrics import physical_metrics
 

@@ -10,12 +10,12 @@ import pytest
 from astropy.io import fits
 
 from conftest import run_entry
+from src.config import default_config, parse_args
 from src.dataset.io import read_array, read_fits
 from src.dataset.normalize import FLOAT32_MAX, Scaling, to_model, to_physical
 from src.dataset.pairs import Pair, write_prediction
 from src.dataset.transforms import crop_and_flip
 from src.evaluate import evaluate
-from src.config import default_config, parse_args
 from src.utils.errors import DataWarning, UserError, run_cli
 from test_fits import MAGNETOGRAM, sunpy_test_file
 

@@ -9,13 +9,13 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run_entry, write_ab_folder
-from src.dataset.pairs import find_pairs, load_input
-from src.model_card import card_config, read_model_card
-from src.inference import layout_for, make_tiling, split
-from src.infer310 import latency_report, read_bin, result_name, write_bin, write_manifest
-from src.models import registry
 from src import checkpoint
 from src.config import default_config, parse_args
+from src.dataset.pairs import find_pairs, load_input
+from src.infer310 import latency_report, read_bin, result_name, write_bin, write_manifest
+from src.inference import layout_for, make_tiling, split
+from src.model_card import card_config, read_model_card
+from src.models import registry
 
 MODELS = {
     "pix2pix": ["--crop_size", "32", "--ngf", "8"],

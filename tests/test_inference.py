@@ -10,10 +10,10 @@ import yaml
 from PIL import Image
 
 from conftest import run_entry, tiny_train_args, write_ab_folder
-from src.trained_generator import load_generator, resolve_checkpoint_flags
-from src.inference import layout_for, make_tiling, network_run, translate
 from src import checkpoint
 from src.config import parse_args
+from src.inference import layout_for, make_tiling, network_forward, translate
+from src.trained_generator import load_generator, resolve_checkpoint_flags
 from src.utils.errors import UserError
 
 
@@ -95,10 +95,10 @@ def tiled_and_whole(trained):
     by its own, which differ from the whole image's by design (README, "Not there yet")."""
     cfg = resolve_checkpoint_flags(parse_args("eval", ["--val_data_dir", "x", "--ckpt", trained[1],
                                                        "--bn_stats", "running"]))
-    run, image = network_run(load_generator(cfg)), large_image()
+    forward, image = network_forward(load_generator(cfg)), large_image()
     tiling = make_tiling(unit=32, tile_size=256, overlap=64)
-    whole = translate([image], run, 1, make_tiling(unit=32, tile_size=1024))[0]
-    return translate([image], run, 4, tiling)[0], whole, layout_for(768, 1024, tiling)
+    whole = translate([image], forward, 1, make_tiling(unit=32, tile_size=1024))[0]
+    return translate([image], forward, 4, tiling)[0], whole, layout_for(768, 1024, tiling)
 
 
 def test_tiled_matches_whole_in_the_interior(tiled_and_whole):

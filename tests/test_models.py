@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
+from src.config import parse_args
 from src.models import registry
 from src.models.generators import UnetGenerator, unet_depth
-from src.config import parse_args
 from src.utils.errors import UserError
 from src.utils.lr import learning_rates
 

@@ -9,12 +9,12 @@ import pytest
 from mindspore import Tensor
 
 from conftest import run_entry, write_ab_folder
-from src.exported_model import load_exported
-from src.exporter import export_generator
-from src.trained_generator import load_generator, resolve_checkpoint_flags
-from src.models import registry
 from src import checkpoint
 from src.config import parse_args
+from src.exported_model import load_exported
+from src.exporter import export_generator
+from src.models import registry
+from src.trained_generator import load_generator, resolve_checkpoint_flags
 from src.utils.errors import UserError
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -80,7 +80,7 @@ def exported(tmp_path_factory):
 def test_onnx_runs_as_the_mindir_does(exported):
     by_onnx, by_mindir = load_exported(exported["onnx"], "--onnx"), load_exported(exported["mindir"], "--mindir")
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 64, 96)).astype(np.float32)
-    assert np.abs(by_onnx.run(x) - by_mindir.run(x)).max() < 1e-4
+    assert np.abs(by_onnx.forward(x) - by_mindir.forward(x)).max() < 1e-4
     assert by_onnx.runtime.startswith("onnxruntime") and "CPUExecutionProvider" in by_onnx.runtime
     assert by_mindir.runtime.startswith("MindSpore")
 
@@ -160,4 +160,4 @@ def test_serve_takes_the_onnx_and_says_which_runtime_serves(exported):
 def test_an_input_the_graph_cannot_take_is_one_line(exported):
     model = load_exported(exported["onnx"], "--onnx")
     with pytest.raises(UserError, match=r"g.onnx takes 1x3xheightxwidth inputs, not 1x4x32x32"):
-        model.run(np.zeros((1, 4, 32, 32), np.float32))
+        model.forward(np.zeros((1, 4, 32, 32), np.float32))

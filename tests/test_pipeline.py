@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 
+from src.config import default_config
 from src.dataset.pairs import find_pairs
 from src.dataset.pipeline import TrainSource, epoch_order, train_dataset, train_tickets
 from src.dataset.transforms import crop_and_flip, resize_chw
-from src.config import default_config
 
 
 def test_crop_and_flip_are_the_same_on_both_sides():

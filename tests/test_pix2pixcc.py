@@ -9,11 +9,11 @@ import pytest
 from mindspore import Tensor
 
 from conftest import run_entry, tiny_train_args
+from src import checkpoint
+from src.config import parse_args
 from src.models import registry
 from src.models.discriminators import balanced_channel_repeats
 from src.models.losses import MultiScaleCC, correlation_coefficient, feature_matching_loss
-from src import checkpoint
-from src.config import parse_args
 
 
 def cc_cfg(size, *extra):

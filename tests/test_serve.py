@@ -18,11 +18,11 @@ from astropy.io import fits
 from PIL import Image
 
 from conftest import REPO, run_entry
-from src.exporter import export_generator
-from src.trained_generator import recorded_flags, resolve_checkpoint_flags
-from src.models import registry
 from src import checkpoint
 from src.config import parse_args
+from src.exporter import export_generator
+from src.models import registry
+from src.trained_generator import recorded_flags, resolve_checkpoint_flags
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")

@@ -14,9 +14,9 @@ from mindspore import Tensor
 from PIL import Image
 
 from conftest import REPO, run_entry, tiny_train_args, write_ab_folder
-from src.models import registry
 from src import checkpoint
 from src.config import parse_args
+from src.models import registry
 from src.utils.errors import UserError
 
 

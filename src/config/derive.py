@@ -12,6 +12,11 @@ from src.dataset.transforms import resolve_flip
 from src.models.registry import models
 from src.utils.errors import UserError
 
+# The flags declared with the default None whose value `validate` derives (their help says
+# "default (derived)"): the model's own values, then the ones computed from other flags.
+DERIVED_FLAGS = ("norm", "padding_type", "lambda_GAN", "ema_decay", "epoch_num", "best_metric", "tensorboard_dir",
+                 "no_flip")
+
 
 def validate(cfg):
     """Checks that span several flags; single-flag checks live in the argparse types."""

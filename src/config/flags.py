@@ -44,12 +44,12 @@ def _add_model(parser):
     group.add_argument("--ngf", "--n_gf", type=positive_int, default=64,
                        help="generator filters in the first layer (default: %(default)s)")
     group.add_argument("--norm", default=None, choices=["batch", "instance"],
-                       help="normalisation layer of the generator (and of pix2pix's discriminator); "
-                            "default: " + _per_model("norm"))
+                       help="normalisation layer of the generator (and of pix2pix's discriminator); " +
+                            DERIVED + _per_model("norm"))
     group.add_argument("--padding_type", "--pad_mode", type=padding_name, default=None,
                        choices=list(PADDING_TYPES),
                        help="padding of the convolutions (--pad_mode CONSTANT/REFLECT, the zoo's names, "
-                            "mean zero/reflection); default: " + _per_model("padding_type"))
+                            "mean zero/reflection); " + DERIVED + _per_model("padding_type"))
     group.add_argument("--crop_size", type=positive_int, default=256,
                        help="square size the networks are trained on; a multiple of 32. The U-Net's "
                             "depth follows it: 8 downsamplings at 256, 7 at 128, 6 at 64, 5 at 32 "
@@ -63,7 +63,7 @@ def _add_training_model(parser):
     group.add_argument("--ndf", "--n_df", type=positive_int, default=64,
                        help="discriminator filters in the first layer (default: %(default)s)")
     group.add_argument("--lambda_GAN", "--LAMBDA_GAN", "--lambda_LSGAN", type=float, default=None,
-                       help="weight of G's adversarial loss; default: " + _per_model("lambda_GAN"))
+                       help="weight of G's adversarial loss; " + DERIVED + _per_model("lambda_GAN"))
     for model in models().values():
         model.add_training_flags(parser.add_argument_group(
             f"{model.name} discriminator and objective (--model {model.name})"))
@@ -72,6 +72,11 @@ def _add_training_model(parser):
 def _add_metrics(parser):
     for model in models().values():
         model.add_metric_flags(parser.add_argument_group(f"{model.name} metrics (--model {model.name})"))
+
+
+# How the help of a flag whose default depends on other flags begins its default: validate()
+# in src/config/derive.py computes every such value (DERIVED_FLAGS there lists them).
+DERIVED = "default (derived): "
 
 
 def _per_model(flag):
@@ -154,9 +159,9 @@ def _add_data(parser):
                        help="with --resize_or_crop crop: rotate both sides by one random angle within "
                             "+-this many degrees (pix2pixCC's name; 0: none) (default: %(default)s)")
     group.add_argument("--no_flip", type=str2bool, default=None,
-                       help="True: no random horizontal flip; default: flip 8-bit images, not "
-                            "tif/npy/fits arrays, whose mirror is unphysical (a magnetogram's "
-                            "polarity rule, solar rotation in a t -> t+dt pair); False flips them too")
+                       help="True: no random horizontal flip; False flips arrays too; " + DERIVED +
+                            "flip 8-bit images, not tif/npy/fits arrays, whose mirror is unphysical (a "
+                            "magnetogram's polarity rule, solar rotation in a t -> t+dt pair)")
     group.add_argument("--polarity_flip", type=str2bool, default=False,
                        help="for half the samples, mirror input and target left-right "
                             "and multiply both by -1 (the solar pipeline's augmentation for "
@@ -197,11 +202,11 @@ def _add_optim(parser):
     group.add_argument("--n_epochs_decay", type=non_negative_int, default=100,
                        help="epochs of linear decay to 0 (default: %(default)s)")
     group.add_argument("--epoch_num", type=positive_int, default=None,
-                       help="epochs to train; defaults to n_epochs + n_epochs_decay")
+                       help="epochs to train; " + DERIVED + "--n_epochs + --n_epochs_decay")
     group.add_argument("--ema_decay", type=unit_interval, default=None,
                        help="decay of an exponential moving average of G's weights, saved in "
                             "Generator_<epoch>.ckpt for eval and export in place of the last weights; "
-                            "0 turns it off (bench/QUALITY.md measures it); default: " + _per_model("ema_decay"))
+                            "0 turns it off (bench/QUALITY.md measures it); " + DERIVED + _per_model("ema_decay"))
     group.add_argument("--ema_every", type=positive_int, default=10,
                        help="update the weight average every N steps with the decay raised to the N-th "
                             "power: an update reads and writes all of G's weights, about half a 64-px "
@@ -238,7 +243,7 @@ def _add_train_output(parser):
                             "losses, learning rates and seconds per step every --print_interval, "
                             "validation metrics, each epoch's sample grid, the flags (as text and "
                             "hparams); rank 0 writes them, --resume continues them; '' turns them off; "
-                            "default: tensorboard/ beside --loss_show_dir (./results/tensorboard)")
+                            + DERIVED + "tensorboard/ beside --loss_show_dir (./results/tensorboard)")
 
 
 # --best_metric's choices, and whether a lower value is better.
@@ -256,7 +261,7 @@ def _add_validation(parser):
     group.add_argument("--best_metric", default=None, choices=sorted(BEST_METRICS),
                        help="the validation metric that picks Generator_best.ckpt (with "
                             "Generator_best.json: its epoch and value); L1, MSE, MAE_phys, RMSE_phys: "
-                            "lower is better; default: L1 for 8-bit targets, CC for arrays (FITS, npy, tif)")
+                            "lower is better; " + DERIVED + "L1 for 8-bit targets, CC for arrays (FITS, npy, tif)")
     _add_bn_stats(group)
 
 

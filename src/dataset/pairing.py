@@ -10,8 +10,8 @@ import numpy as np
 
 from src.dataset.io import has_format, observation_time, read_fits_header
 from src.dataset.pairs import INPUT_SEPARATOR, PAIRS_CSV, read_pairs_csv
-from src.utils.files import atomic_write_text
 from src.utils.errors import UserError
+from src.utils.files import atomic_write_text
 
 
 def compile_regex(pattern, flag):

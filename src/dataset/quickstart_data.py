@@ -14,8 +14,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from src.dataset.io import write_image
 from src.dataset.collages import stack_labelled_strips
+from src.dataset.io import write_image
 
 TRAIN_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 TEST_PHOTOS = ("chelsea", "coffee")

@@ -14,8 +14,8 @@ import mindspore.nn as nn
 from mindspore import Tensor, amp
 
 from src.dataset.normalize import fill_on_model_scale, side_scaling
-from src.models.weight_init import init_weights
 from src.models.train_step import GANTrainOneStep
+from src.models.weight_init import init_weights
 from src.utils.metrics import METRICS
 
 MODEL_MODULES = ("src.models.pix2pix", "src.models.pix2pixcc")

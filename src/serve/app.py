@@ -22,11 +22,11 @@ from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 
+from src.config import API_KEY_VARIABLE
 from src.dataset.normalize import describe_scaling, side_scaling
 from src.serve.guard import (Admission, AdmissionMiddleware, ApiKeyMiddleware, Metrics, MetricsMiddleware,
                              set_reason)
 from src.serve.model import OUTPUT_FORMATS, MEDIA_TYPES, UploadError, load_served_model, safe_name
-from src.config import API_KEY_VARIABLE
 from src.utils.errors import UserError
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
@@ -184,7 +184,7 @@ def create_app(model, cfg):
         if chosen not in model.output_formats:
             raise UploadError(f"format {chosen}: this model's output ({model.card['output_nc']} channels) is "
                               f"written as {', '.join(model.output_formats)}", 422, "bad_request")
-        data, filename, (width, height) = await admission.run(
+        data, filename, (width, height) = await admission.admit(
             lambda before_batch: model.translate(name, content, chosen, before_batch))
         return Response(data, media_type=MEDIA_TYPES[chosen],
                         headers={"Content-Disposition": f'attachment; filename="{filename}"',
@@ -200,7 +200,7 @@ def create_app(model, cfg):
         """A PNG of a file as the network sees it (normalised as the card says, [-1, 1] as 0..255):
         what the web page shows for FITS, npy and TIFF data."""
         name, content = await upload(file, side.value, side_format and side_format.value)
-        data = await admission.run(lambda _: model.preview(name, content, side.value,
+        data = await admission.admit(lambda _: model.preview(name, content, side.value,
                                                            side_format and side_format.value))
         return Response(data, media_type="image/png")
 

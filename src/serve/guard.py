@@ -123,7 +123,7 @@ class Admission:
                               "request (--request_timeout); send a smaller file or retry later", "timeout",
                               self.retry_after())
 
-    async def run(self, work):
+    async def admit(self, work):
         """`work(before_batch)` in a worker thread once one is free; before_batch raises
         Unavailable when the time budget or the shutdown grace runs out."""
         started = time.monotonic()

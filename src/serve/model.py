@@ -20,17 +20,17 @@ from functools import cached_property
 
 import mindspore
 
+from src import checkpoint
+from src.config import parse_args
 from src.dataset.io import (EIGHT_BIT_FORMATS, FORMAT_EXTENSIONS, declared_shape, has_format, is_image_file, read_array,
                             write_image)
 from src.dataset.normalize import model_to_image, side_scaling, to_model
 from src.dataset.pairs import Pair, data_format, write_prediction
 from src.exported_model import exported_model
+from src.inference import card_tiling, network_forward, predictions
 from src.model_card import card_config, model_card
-from src.trained_generator import load_generator, resolve_checkpoint_flags
-from src.inference import card_tiling, network_run, predictions
 from src.models import registry
-from src import checkpoint
-from src.config import parse_args
+from src.trained_generator import load_generator, resolve_checkpoint_flags
 from src.utils.errors import UserError
 
 # What /translate can return; `image` and `jpg` targets are served as lossless PNG.
@@ -67,7 +67,7 @@ class ServedModel:
     card: dict
     source: str  # the MINDIR or checkpoint served
     kind: str  # "mindir", "onnx" or "checkpoint"
-    run: object  # NCHW batch -> NCHW output; calls are serialised
+    forward: object  # NCHW batch -> NCHW output; calls are serialised
     batch_size: int
     tiling: object
     runtime: str  # what runs the graph: MindSpore, or onnxruntime and its execution provider
@@ -128,11 +128,11 @@ class ServedModel:
     def translate(self, name, content, output_format, before_batch=None):
         """(bytes of the translation in `output_format`, its file name, (width, height)) of an
         uploaded file's `content`: predict.py's reading, inference and writing; `before_batch`
-        as in src.inference.run_batched (a time budget raises there)."""
+        as in src.inference.forward_batched (a time budget raises there)."""
         cfg = self.data_cfg
         with saved_upload(name, content) as (folder, path):
             pair = Pair(name, path, None, "input")
-            ((_, _, prediction, size),) = predictions([pair], cfg, self.run, self.batch_size, self.tiling,
+            ((_, _, prediction, size),) = predictions([pair], cfg, self.forward, self.batch_size, self.tiling,
                                                       before_batch)
             written, _ = write_prediction(pair, prediction, os.path.join(folder, "out"), cfg, size,
                                           output_format, preview=False)
@@ -176,13 +176,13 @@ def saved_upload(name, content):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def serialised(run):
-    """`run` behind a lock: one graph call at a time, whichever thread calls."""
+def serialised(forward):
+    """`forward` behind a lock: one graph call at a time, whichever thread calls."""
     lock = threading.Lock()
 
     def locked(batch):
         with lock:
-            return run(batch)
+            return forward(batch)
     return locked
 
 
@@ -190,13 +190,13 @@ def load_served_model(cfg):
     """The ServedModel of --mindir, --onnx or --ckpt; what cannot be served is a one-line UserError."""
     if cfg.mindir or cfg.onnx:
         model = exported_model(cfg)
-        card, run, batch_size, runtime = model.card, model.run, model.batch_size, model.runtime
+        card, forward, batch_size, runtime = model.card, model.forward, model.batch_size, model.runtime
         source, kind = (cfg.onnx, "onnx") if cfg.onnx else (cfg.mindir, "mindir")
     else:
         card, netG = _checkpoint_generator(cfg.ckpt)
-        batch_size, run, source, kind = 1, network_run(netG), cfg.ckpt, "checkpoint"
+        batch_size, forward, source, kind = 1, network_forward(netG), cfg.ckpt, "checkpoint"
         runtime = f"MindSpore {mindspore.__version__} ({cfg.device_target})"
-    return ServedModel(card, os.path.abspath(source), kind, serialised(run), batch_size, card_tiling(card, cfg),
+    return ServedModel(card, os.path.abspath(source), kind, serialised(forward), batch_size, card_tiling(card, cfg),
                        runtime)
 
 
