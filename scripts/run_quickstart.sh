@@ -22,7 +22,7 @@ echo "== expected: about $(( (EXPECTED_S + 30) / 60 )) min after the install ($S
      "$STEP_MS ms + ${OTHER_S} s, as measured on a 2-core CPU; the training prints its own time left)"
 if [ "${P2P_SKIP_INSTALL:-0}" != "1" ]; then
     echo "== installing requirements"
-    "$PYTHON" -m pip install --quiet -r requirements.txt
+    "$PYTHON" -m pip install --quiet -r requirements.txt -c constraints.txt
 fi
 START=$SECONDS
 echo "== building the dataset"

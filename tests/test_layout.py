@@ -94,3 +94,25 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     assert imported_modules(str(module), {"src.models.registry", "src.utils.lr"}) == {"src.models.registry"}
     assert layer("src.models.registry") > layer("src.utils.lr")
     assert layer("src.trainer") > layer("src.config.flags") > layer("src.models.registry") > layer("src.dataset.io")
+
+
+def test_constraints_pin_every_requirement_within_its_range():
+    """requirements.txt holds the ranges users need; constraints.txt pins a version inside each
+    range (the versions CI last passed with), and the installers use both."""
+    import sys
+    from packaging.utils import canonicalize_name
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from pin_constraints import read_requirements
+    pins = {}
+    with open(os.path.join(REPO, "constraints.txt"), encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip() and not line.startswith("#"):
+                name, version = line.strip().split("==")
+                pins[canonicalize_name(name)] = version
+    for requirement in read_requirements(os.path.join(REPO, "requirements.txt")):
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned, f"constraints.txt pins no {requirement.name}: run tools/pin_constraints.py"
+        assert requirement.specifier.contains(pinned, prereleases=True), f"{requirement.name}=={pinned} is outside {requirement}"
+    for installer in (".ci/run", "scripts/run_quickstart.sh"):
+        with open(os.path.join(REPO, installer), encoding="utf-8") as handle:
+            assert "-r requirements.txt -c constraints.txt" in handle.read(), installer
