@@ -793,10 +793,8 @@ def main(argv=None):
 
 
 def write_text(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    from src.utils.files import atomic_write_text
+    atomic_write_text(path, text)
     print(text)
     print(f"written to {path}")
 

@@ -25,7 +25,7 @@ from src.model_card import card_config
 from src.models import registry
 from src.trained_generator import inference_batch_size, load_generator, resolve_checkpoint_flags
 from src.utils.device import set_context
-from src.utils.files import atomic_write_text
+from src.utils.files import atomic_path, atomic_write_text, save_figure
 from src.utils.metrics import compute_metrics, physical_metrics, summarise
 from src.utils.report import write_science_figure
 
@@ -222,8 +222,7 @@ def plot_distributions(rows, names, path):
             axes[row, index % columns].axis("off")
     axes[1, 0].set_ylabel("images")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def write_pdf_report(rows, summary, collage_dir, path, cfg):
@@ -233,7 +232,7 @@ def write_pdf_report(rows, summary, collage_dir, path, cfg):
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
     from PIL import Image
-    with PdfPages(path) as pdf:
+    with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
         fig = plt.figure(figsize=(8.27, 11.69))
         fig.text(0.08, 0.95, "Pix2Pix evaluation report", fontsize=18, weight="bold")
         fig.text(0.08, 0.92, f"checkpoint: {cfg.ckpt or '-'}", fontsize=8)

@@ -17,6 +17,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, REPO)
+from src.utils.files import atomic_write_text  # noqa: E402 (after the path set-up)
+
 REQUIREMENTS = os.path.join(REPO, "requirements.txt")
 CONSTRAINTS = os.path.join(REPO, "constraints.txt")
 
@@ -74,8 +77,7 @@ def main(argv=None):
             same = handle.read().splitlines()[3:] == text.splitlines()[3:]
         print("constraints.txt " + ("matches the installed versions" if same else "differs from the installed versions"))
         return 0 if same else 1
-    with open(CONSTRAINTS, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    atomic_write_text(CONSTRAINTS, text)
     print(f"wrote {os.path.relpath(CONSTRAINTS)}: {len(text.splitlines()) - 3} pins")
     return 0
 

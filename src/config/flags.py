@@ -517,8 +517,8 @@ DESCRIPTIONS = {
 }
 
 # The entry points whose flags describe a model and its data, in the order their defaults are
-# taken for settings built outside a command line (a model card, a test).
-SETTINGS_ENTRIES = ("train", "eval", "export", "predict")
+# taken for a config built outside a command line (default_config: a model card, a test).
+DEFAULT_CONFIG_ENTRIES = ("train", "eval", "export", "predict")
 CONFIG_FILE = "config.yaml"
 
 

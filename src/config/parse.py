@@ -14,7 +14,7 @@ import sys
 import yaml
 
 from src.config.derive import validate
-from src.config.flags import ENTRY_GROUPS, SETTINGS_ENTRIES, build_parser
+from src.config.flags import DEFAULT_CONFIG_ENTRIES, ENTRY_GROUPS, build_parser
 from src.models.registry import models
 from src.utils.errors import UserError
 from src.utils.files import atomic_write_text
@@ -68,7 +68,7 @@ def default_config(**values):
 @functools.lru_cache(maxsize=None)
 def _defaults_cached():
     defaults = {}
-    for entry in SETTINGS_ENTRIES:
+    for entry in DEFAULT_CONFIG_ENTRIES:
         for action in _flags_of(entry):
             defaults.setdefault(action.dest, None if action.required else action.default)
     return defaults

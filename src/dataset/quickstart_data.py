@@ -16,6 +16,7 @@ from PIL import Image
 
 from src.dataset.collages import stack_labelled_strips
 from src.dataset.io import write_image
+from src.utils.files import atomic_path
 
 TRAIN_PHOTOS = ("astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 TEST_PHOTOS = ("chelsea", "coffee")
@@ -54,8 +55,9 @@ def build(out, crops, size, test_crops, seed=0):
         for photo, name in enumerate(names):
             rng = np.random.default_rng([seed, number, photo])
             for index, (ab, grey) in enumerate(ab_crops(photograph(name), count, size, rng)):
-                ab.save(os.path.join(out, split, f"{name}_{index:03d}.png"))
-                grey.save(os.path.join(out, f"{split}_inputs", f"{name}_{index:03d}.png"))
+                for image, folder in ((ab, split), (grey, f"{split}_inputs")):
+                    with atomic_path(os.path.join(out, folder, f"{name}_{index:03d}.png")) as tmp:
+                        image.save(tmp)
     print(f"{len(TRAIN_PHOTOS) * crops} training and {len(TEST_PHOTOS) * test_crops} test pairs in {out} "
           f"(train: {', '.join(TRAIN_PHOTOS)}; held out: {', '.join(TEST_PHOTOS)})")
 
