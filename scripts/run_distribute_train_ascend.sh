@@ -4,7 +4,7 @@
 # RANK_TABLE_FILE "none", msrun starts the processes and no rank table is needed.
 # Several machines: with "none", NODE_NUM/NODE_RANK/MASTER_ADDR as --help says (msrun); with a
 # rank table, one table listing every machine's cards (server_count = machines, rank_id global),
-# and on each machine RANK_START=<rank of its first card> (see the README).
+# and on each machine RANK_START=<rank of its first card> (see docs/distributed.md, "Several machines").
 USAGE="bash scripts/run_distribute_train_ascend.sh [DEVICE_NUM] [DISTRIBUTE] [RANK_TABLE_FILE|none] [DATASET_PATH] [DATASET_NAME] [train.py flags...]"
 source "$(dirname "$0")/common.sh"
 MULTI_NODE_HELP="$MULTI_NODE_HELP
