@@ -337,8 +337,8 @@ seeds with the per-seed values in brackets. PSNR and SSIM come from scikit-image
 `gaussian_weights=True, use_sample_covariance=False`, K1 0.01, K2 0.03), averaged over the
 colour channels; scikit-image's default 7x7 uniform-window SSIM gives different values.
 `bn_stats` is eval's --bn_stats: the batch-norm statistics used at inference; "(last weights)"
-rows score the same run's last weights instead of its --ema_decay average. README's "Result
-quality" section says what each label changed and what the numbers support.
+rows score the same run's last weights instead of its --ema_decay average. docs/quality.md
+("What changed, and why") says what each label changed and what the numbers support.
 """
 
 

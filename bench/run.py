@@ -569,7 +569,7 @@ def isa_markdown(info, kernels, uncapped):
     lines = ["## CPU and oneDNN kernels", "",
              f"CPU: {info['cpu']}; ISA flags: {' '.join(info['isa_flags']) or 'none found'}.",
              f"This project's oneDNN setting here: {setting} (AVX-512 CPUs are capped at "
-             f"{runtime_env.ISA_ON_AVX512}; see README, \"Speed on every CPU\"). oneDNN reported ISA: "
+             f"{runtime_env.ISA_ON_AVX512}; see docs/speed.md, \"Speed on every CPU\"). oneDNN reported ISA: "
              f"{kernels['isa']}.", "",
              "Implementation of each kind of primitive in a training step and an exported-model "
              "inference (`ONEDNN_VERBOSE=1`):", "",

@@ -46,7 +46,7 @@ def sample_batch(pairs, cfg):
 class DiscriminatorWatch:
     """Warns once when D tells real from fake with confidence (each term below the loss of
     a 0.9 probability on the right side) for `patience` steps in a row: G's GAN loss then
-    only rises, and G learns from the L1/CC term alone (README: reading the curves)."""
+    only rises, and G learns from the L1/CC term alone (docs/training.md, "Reading the curves")."""
 
     # The per-term D loss of a prediction 0.9 on the right side: -ln 0.9, or (1 - 0.9)^2.
     THRESHOLDS = {"vanilla": 0.105, "lsgan": 0.01}
@@ -65,7 +65,7 @@ class DiscriminatorWatch:
         self.warned = True
         return (f"warning: step {step}: the discriminator has won for {self.run_length} steps in a row "
                 f"(loss_D_real and loss_D_fake below {self.threshold}); G's adversarial loss will keep "
-                "rising. See 'Reading the curves' in the README (e.g. lower --lambda_D, raise "
+                "rising. See 'Reading the curves' in docs/training.md (e.g. lower --lambda_D, raise "
                 "--lambda_GAN or try --gan_mode lsgan)")
 
 

@@ -92,7 +92,7 @@ def large_image():
 @pytest.fixture(scope="module")
 def tiled_and_whole(trained):
     """Running statistics: with per-image statistics (--bn_stats image) each tile is normalised
-    by its own, which differ from the whole image's by design (README, "Not there yet")."""
+    by its own, which differ from the whole image's by design (docs/limitations.md)."""
     cfg = resolve_checkpoint_flags(parse_args("eval", ["--val_data_dir", "x", "--ckpt", trained[1],
                                                        "--bn_stats", "running"]))
     forward, image = network_forward(load_generator(cfg)), large_image()

@@ -15,7 +15,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from src.config import ENTRY_GROUPS, build_parser  # noqa: E402 (after the path set-up
+from src.config import ENTRY_GROUPS, build_parser  # noqa: E402 (after the path set-up)
+from src.config.derive import DERIVED_FLAGS  # noqa: E402
 
 
 FLAGS_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "flags.md")
@@ -36,6 +37,19 @@ def shared_groups():
     return {title: entries for title, entries in takers.items() if len(entries) > 1}
 
 
+def default_cell(action):
+    """The default column: the value, "required", "derived" (computed from other flags by
+    src/config/derive.py; the meaning says how), "see meaning" (another rule the meaning states)
+    or "none"."""
+    if action.required:
+        return "required"
+    if action.dest in DERIVED_FLAGS:
+        return "derived"
+    if action.default is None:
+        return "see meaning" if "default" in (action.help or "") else "none"
+    return f"`{action.default}`"
+
+
 def group_markdown(title, group, takers=(), seen=None, here=None):
     """One group's table. `seen` ({(flag, meaning): (section title, anchor)}) collects the rows
     already written on the page: a flag that means the same as a row above points to it instead
@@ -46,7 +60,7 @@ def group_markdown(title, group, takers=(), seen=None, here=None):
         lines += [group.description, ""]
     lines += ["| flag | default | meaning |", "| --- | --- | --- |"]
     for action in group._group_actions:
-        default = "required" if action.required else f"`{action.default}`"
+        default = default_cell(action)
         meaning = re.sub(r"\s*\(default: %\(default\)s\)", "", action.help or "").replace("|", "\\|")
         if action.choices:
             meaning += " (one of: " + ", ".join(map(str, action.choices)) + ")"
