@@ -19,7 +19,8 @@ DERIVED_FLAGS = ("norm", "padding_type", "lambda_GAN", "ema_decay", "epoch_num",
 
 
 def validate(cfg):
-    """Checks that span several flags; single-flag checks live in the argparse types."""
+    """Fill the derived defaults (DERIVED_FLAGS) and check what spans several flags; a mistake is a
+    UserError. Single-flag checks live in the flags' value types (src/utils/flag_types.py)."""
     model = models()[cfg.model]
     for name, value in model.defaults.items():
         if getattr(cfg, name) is None:
