@@ -4,8 +4,6 @@
 prediction: the checkpoint network (eval.py), an exported MINDIR or ONNX file (predict.py,
 eval.py --onnx; `evaluate_exported`), or the 310 harness's output files (postprocess.py).
 """
-import csv
-import io
 import json
 import math
 import os
@@ -25,7 +23,7 @@ from src.model_card import card_config
 from src.models import registry
 from src.trained_generator import inference_batch_size, load_generator, resolve_checkpoint_flags
 from src.utils.device import set_context
-from src.utils.files import atomic_path, atomic_write_text, save_figure
+from src.utils.files import atomic_path, atomic_write_csv, atomic_write_text, save_figure
 from src.utils.metrics import compute_metrics, physical_metrics, summarise
 from src.utils.report import write_science_figure
 
@@ -171,12 +169,8 @@ def evaluate_exported(cfg, find, data_dir, data_flag, predict_dir, report_dir):
 
 
 def write_csv(path, rows, names):
-    text = io.StringIO(newline="")
-    writer = csv.writer(text)
-    writer.writerow(["name", *names])
-    for row in rows:
-        writer.writerow([row["name"], *(f"{row.get(m, math.nan):.6g}" for m in names)])
-    atomic_write_text(path, text.getvalue())
+    atomic_write_csv(path, [["name", *names]]
+                     + [[row["name"], *(f"{row.get(m, math.nan):.6g}" for m in names)] for row in rows])
 
 
 def summary_text(summary):

@@ -73,6 +73,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     text = constraints_text(installed_closure(read_requirements(REQUIREMENTS)))
     if args.check:
+        if not os.path.isfile(CONSTRAINTS):
+            sys.exit(f"error: {os.path.relpath(CONSTRAINTS)} is missing: run python3 tools/pin_constraints.py")
         with open(CONSTRAINTS, encoding="utf-8") as handle:
             same = handle.read().splitlines()[3:] == text.splitlines()[3:]
         print("constraints.txt " + ("matches the installed versions" if same else "differs from the installed versions"))

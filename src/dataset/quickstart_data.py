@@ -50,8 +50,6 @@ def build(out, crops, size, test_crops, seed=0):
     on --crops, and fewer training crops are the first of more."""
     splits = (("train", TRAIN_PHOTOS, crops), ("test", TEST_PHOTOS, test_crops))
     for number, (split, names, count) in enumerate(splits):
-        os.makedirs(os.path.join(out, split), exist_ok=True)
-        os.makedirs(os.path.join(out, f"{split}_inputs"), exist_ok=True)
         for photo, name in enumerate(names):
             rng = np.random.default_rng([seed, number, photo])
             for index, (ab, grey) in enumerate(ab_crops(photograph(name), count, size, rng)):

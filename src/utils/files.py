@@ -6,6 +6,8 @@ format by extension, and MindSpore's save_checkpoint, which appends ".ckpt" to o
 write the right thing); the temporary file is removed if the writer fails.
 """
 import contextlib
+import csv
+import io
 import os
 
 
@@ -33,6 +35,13 @@ def atomic_write_bytes(path, data):
 
 def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_csv(path, rows):
+    """`rows` (lists of cells, the header first) as a CSV file, as csv.writer writes it."""
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def save_figure(figure, path, dpi):

@@ -1,12 +1,11 @@
 """Figures and tables that people read, from plain arrays: the loss log and its curve, and the
 science figures of physical arrays with their units."""
 import csv
-import io
 import os
 
 import numpy as np
 
-from src.utils.files import atomic_write_text, save_figure
+from src.utils.files import atomic_write_csv, save_figure
 
 
 def _colour_scale(image, scaling):
@@ -52,11 +51,8 @@ class LossLog:
     def start(self, from_step):
         """Keep the rows up to step `from_step` (a resumed run writes the later ones again)."""
         rows = [row for row in self.read() if int(row["step"]) <= from_step] if from_step else []
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(["step", "epoch"] + self.names)
-        writer.writerows([[row["step"], row["epoch"]] + [row[n] for n in self.names] for row in rows])
-        atomic_write_text(self.path, text.getvalue())
+        atomic_write_csv(self.path, [["step", "epoch"] + self.names]
+                         + [[row["step"], row["epoch"]] + [row[n] for n in self.names] for row in rows])
 
     def append(self, step, epoch, values):
         with open(self.path, "a", newline="", encoding="utf-8") as handle:
