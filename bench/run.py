@@ -199,7 +199,8 @@ def measure_tiled(image_size, tile_size, crop_size):
     netG.set_train(False)
     tiling = make_tiling(registry.size_unit(cfg), tile_size)
     started = time.perf_counter()
-    items = predictions(find_inputs(os.path.join(folder, "in"), "--input_dir", cfg), cfg, network_forward(netG), 1, tiling)
+    inputs = find_inputs(os.path.join(folder, "in"), "--input_dir", cfg)
+    items = predictions(inputs, cfg, network_forward(netG), 1, tiling)
     evaluate(items, cfg, os.path.join(folder, "out"), os.path.join(folder, "report"), progress=lambda line: None)
     return {"image_size": image_size, "tile_size": tile_size, "crop_size": crop_size,
             "tiles": layout_for(image_size, image_size, tiling).count, "seconds": time.perf_counter() - started,

@@ -431,6 +431,7 @@ def test_several_fits_of_one_time_are_the_channels_of_one_input(tmp_path):
     result = run_entry("split_data.py", ["--pairs_csv", tmp_path / "pairs.csv", "--output_dir", tmp_path / "split",
                                          "--test_ratio", "0.5"])
     assert result.returncode == 0, result.stderr
-    inputs = sorted(p.input_files for part in ("train", "test") for p in find_pairs(str(tmp_path / "split" / part), "--train_data_dir", default_config()))
+    inputs = sorted(pair.input_files for part in ("train", "test")
+                    for pair in find_pairs(str(tmp_path / "split" / part), "--train_data_dir", default_config()))
     assert [[os.path.basename(f) for f in files] for files in inputs] == [["aia_171.fits", "aia_193.fits"],
                                                                           ["x_171.fits", "aia_211.fits"]]

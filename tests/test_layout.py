@@ -112,7 +112,8 @@ def test_constraints_pin_every_requirement_within_its_range():
     for requirement in read_requirements(os.path.join(REPO, "requirements.txt")):
         pinned = pins.get(canonicalize_name(requirement.name))
         assert pinned, f"constraints.txt pins no {requirement.name}: run tools/pin_constraints.py"
-        assert requirement.specifier.contains(pinned, prereleases=True), f"{requirement.name}=={pinned} is outside {requirement}"
+        assert requirement.specifier.contains(pinned, prereleases=True), \
+            f"{requirement.name}=={pinned} is outside {requirement}"
     for installer in (".ci/run", "scripts/run_quickstart.sh"):
         with open(os.path.join(REPO, installer), encoding="utf-8") as handle:
             assert "-r requirements.txt -c constraints.txt" in handle.read(), installer

@@ -148,7 +148,8 @@ def _add_data(parser):
     group.add_argument("--resize_or_crop", "--preprocess", default="resize_and_crop",
                        choices=["resize_and_crop", "crop"],
                        help="how training samples are cut (--preprocess: the reference pix2pix's name, kept as "
-                            "an alias; this project's preprocess is the 310 step); resize_and_crop: resize to --load_size, then a random --crop_size crop "
+                            "an alias; this project's preprocess is the 310 step); resize_and_crop: resize to "
+                            "--load_size, then a random --crop_size crop "
                             "(pix2pix); crop: keep the data's own plate scale (no resize): pad the edges "
                             "by --padding_size, rotate by up to --max_rotation_angle, then a random "
                             "--crop_size crop, both sides alike (pix2pixCC) (default: %(default)s)")
