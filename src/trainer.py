@@ -9,7 +9,7 @@ import numpy as np
 from mindspore import Tensor
 
 from src import checkpoint
-from src.config import CONFIG_FILE, resolved_flags, save_resolved_config
+from src.config import CONFIG_FILE, migrate, resolved_flags, save_resolved_config, validate
 from src.dataset.collages import save_sample_grid
 from src.dataset.pairs import find_pairs, load_pair
 from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
@@ -76,6 +76,8 @@ def _format_duration(seconds):
 
 class Trainer:
     def __init__(self, cfg):
+        if cfg.pretrained_G or cfg.pretrained_D:
+            take_pretrained_flags(cfg)
         registry.check_model_config(cfg)
         self.cfg = cfg
         self.ranks = set_context(cfg)
@@ -87,6 +89,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.epoch_num
         self.netG = registry.build_generator(cfg)
         self.netD = registry.build_discriminator(cfg)
+        self._load_pretrained()
         self.rates = learning_rates(cfg.lr_policy, cfg.lr, self.steps_per_epoch, cfg.n_epochs,
                                     cfg.n_epochs_decay, cfg.epoch_num)
         self.step_cell = registry.build_train_step(cfg, self.netG, self.netD, self.rates)
@@ -112,6 +115,17 @@ class Trainer:
         statistics = running_statistics(self.netG, self.netD, *averages)
         self.average_statistics = AverageAcrossRanks(statistics) if self.ranks.size > 1 and statistics else None
         self.d_watch = DiscriminatorWatch(registry.model_of(cfg).gan_mode(cfg))
+
+    def _load_pretrained(self):
+        """--pretrained_G/--pretrained_D: their weights replace the initialisation (before the step
+        and its weight average are built from them); an architecture that differs is a UserError
+        naming the flags."""
+        cfg = self.cfg
+        for path, network, which, flag in ((cfg.pretrained_G, self.netG, "generator", "--pretrained_G"),
+                                           (cfg.pretrained_D, self.netD, "discriminator", "--pretrained_D")):
+            if path:
+                checkpoint.load_network(network, path, {"model": cfg.model, **registry.arch(cfg, which)}, what=flag)
+                print(f"{which}: starting from {path}", flush=True)
 
     def _compile(self):
         """Compile the step before any state is loaded: compilation settles parameter names
@@ -278,6 +292,24 @@ class Trainer:
         self.netG.set_train(True)
         return save_sample_grid(os.path.join(self.cfg.train_fakeimg_dir, f"epoch_{epoch:03d}.png"),
                                 source, fake, target)
+
+
+def take_pretrained_flags(cfg):
+    """The flags --pretrained_G records (architecture, crop size, direction, data formats,
+    dropout) and --pretrained_D's architecture (ndf, n_layers_D), each one not given on the
+    command line or in --config_path; a checkpoint's own flags then match (load_network checks)."""
+    recorded = {}
+    if cfg.pretrained_D:
+        arch = checkpoint.read_recorded_arch(cfg.pretrained_D, "--pretrained_D")
+        recorded.update({name[len("D_"):] if name.startswith("D_") else name: value for name, value in arch.items()})
+    if cfg.pretrained_G:
+        recorded.update(migrate(checkpoint.read_recorded_config(cfg.pretrained_G, "--pretrained_G") or {}))
+    for name, value in recorded.items():
+        if hasattr(cfg, name) and name not in cfg.given_flags:
+            setattr(cfg, name, value)
+    cfg.given_flags = cfg.given_flags | {"crop_size"}  # now known: validate checks it against --load_size
+    validate(cfg)
+    return cfg
 
 
 def train(cfg):

@@ -25,7 +25,9 @@ def validate(cfg):
     for name, value in model.defaults.items():
         if getattr(cfg, name) is None:
             setattr(cfg, name, value)
-    if cfg.entry == "train" and cfg.crop_size > cfg.load_size and cfg.resize_or_crop != "crop":
+    # Under --pretrained_G the crop size may come from the checkpoint: checked again once it has.
+    size_known = not getattr(cfg, "pretrained_G", None) or "crop_size" in cfg.given_flags
+    if cfg.entry == "train" and size_known and cfg.crop_size > cfg.load_size and cfg.resize_or_crop != "crop":
         raise UserError(f"--crop_size {cfg.crop_size} is larger than --load_size {cfg.load_size}; "
                         "the crop is taken from the resized image")
     if cfg.epoch_num is None:

@@ -92,6 +92,14 @@ def _add_init(parser):
                        help="scale of the initialisation (default: %(default)s)")
     group.add_argument("--seed", type=int, default=1,
                        help="seed of weights, data order, crops, flips and dropout (default: %(default)s)")
+    group.add_argument("--pretrained_G", default=None,
+                       help="start from this generator checkpoint's weights instead of --init_type's: a "
+                            "Generator_*.ckpt of train.py or of import_pytorch.py (the PyTorch reference's "
+                            "generators). The flags it records (architecture, crop size, direction, data "
+                            "formats, dropout) are taken unless given here (default: none)")
+    group.add_argument("--pretrained_D", default=None,
+                       help="start from this discriminator checkpoint's weights (Discriminator_*.ckpt); its "
+                            "architecture must be this run's (default: none)")
 
 
 def _add_direction(group):
@@ -479,6 +487,26 @@ def _add_serve_limits(parser):
                             "they are answered 503 and the process exits 0 (default: %(default)s)")
 
 
+def _add_import_pytorch(parser):
+    group = parser.add_argument_group(
+        "the PyTorch reference's checkpoints", "The architecture comes from the state dict: U-Net depth "
+        "(unet_128, unet_256, ...), ngf, channels, batch or instance norm; PatchGAN depth and ndf.")
+    group.add_argument("--pth", required=True,
+                       help="the reference's generator state dict (latest_net_G.pth, <epoch>_net_G.pth; "
+                            "reading a .pth needs torch), or the same tensors as a .npz (NumPy)")
+    group.add_argument("--pth_D", default=None,
+                       help="its discriminator's state dict (<epoch>_net_D.pth or .npz), to fine-tune both "
+                            "(default: none, the generator alone)")
+    group.add_argument("--out_dir", default="./results/imported",
+                       help="where Generator_imported.ckpt (and Discriminator_imported.ckpt) are written "
+                            "(default: %(default)s)")
+    group.add_argument("--dropout", type=str2bool, default=True,
+                       help="whether the generator was trained with dropout (a state dict cannot tell; the "
+                            "reference's default and its pretrained models: yes), recorded for fine-tuning "
+                            "(default: %(default)s)")
+    _add_direction(group)
+
+
 ENTRY_GROUPS = {
     "train": (_add_device, _add_distribute, _add_model, _add_training_model, _add_metrics, _add_init, _add_data,
               _add_data_format, _add_train_data, lambda p: _add_val_data(p, required=False), _add_validation, _add_inference,
@@ -493,6 +521,7 @@ ENTRY_GROUPS = {
     "postprocess": (_add_postprocess,),
     "pair_files": (_add_pair_files,),
     "split_data": (_add_split_data,),
+    "import_pytorch": (_add_import_pytorch,),
 }
 
 DESCRIPTIONS = {
@@ -513,6 +542,9 @@ DESCRIPTIONS = {
                   "expression, and write a pairs.csv that train.py and eval.py read.",
     "split_data": "Split a pairs.csv into train and test by ratio, with a seed, optionally keeping "
                   "every group (e.g. an active region) on one side.",
+    "import_pytorch": "Turn the PyTorch reference pix2pix's checkpoints (*_net_G.pth, *_net_D.pth) into "
+                      "this project's, which eval.py, export.py, predict.py, serve.py and train.py "
+                      "(--pretrained_G) take.",
     "postprocess": "Ascend 310 flow, step 3: turn result_Files/*.bin into predictions named like "
                    "the inputs and, where targets exist, eval.py's metrics and report.",
 }

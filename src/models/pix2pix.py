@@ -51,6 +51,7 @@ class Pix2Pix(Model):
     defaults = {"norm": "batch", "padding_type": "zero", "lambda_GAN": 1.0, "ema_decay": 0.999}
     predates = {"upsample": "transpose"}
     generator_arch = ("input_nc", "output_nc", "ngf", "norm", "padding_type", "upsample", "unet_depth")
+    generator_training_flags = ("dropout",)
     discriminator_arch = ("input_nc", "output_nc", "ndf", "n_layers_D", "norm", "padding_type")
     loss_names = ("loss_D", "loss_G", "loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1")
 

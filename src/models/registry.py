@@ -34,6 +34,9 @@ class Model(abc.ABC):
     predates = {}
     # Flags (or derived values, see `derived`) that change each network's weights.
     generator_arch = ()
+    # Generator flags that change training but not the weights (dropout): a checkpoint records
+    # them too, so that a run fine-tuning it (--pretrained_G) trains as its own training did.
+    generator_training_flags = ()
     discriminator_arch = ()
     loss_names = ()
 
