@@ -363,6 +363,38 @@ def target_grid_note(entries):
     return f" Grid artefact of the test targets themselves: {', '.join(map(str, sorted(floors)))}." if floors else ""
 
 
+# Side by side: each scoring of our defaults against the reference's test of the same kind.
+SIDE_BY_SIDE = (("image", "image, dropout on (test.py)"), ("running", "running (test.py --eval)"))
+
+
+def side_by_side_rows(entries):
+    """Rows of our defaults (the entry marked "defaults") against each reference entry, per seed:
+    L1 and SSIM, how much better ours is (L1: lower, SSIM: higher, relative to the reference's),
+    and each training's wall time."""
+    ours = [entry for entry in entries.values() if entry.get("defaults")]
+    references = [entry for entry in entries.values() if entry["revision"] == "PyTorch reference"]
+    rows = []
+    for mine in ours:
+        for theirs in references:
+            for seed in [seed for seed in mine["seeds"] if seed in theirs["seeds"]]:
+                a, b = mine["seeds"][seed], theirs["seeds"][seed]
+                for our_mode, their_mode in SIDE_BY_SIDE:
+                    l1_gain = (b[their_mode]["L1"] - a[our_mode]["L1"]) / b[their_mode]["L1"]
+                    ssim_gain = (a[our_mode]["SSIM"] - b[their_mode]["SSIM"]) / b[their_mode]["SSIM"]
+                    rows.append(f"| {seed} | {our_mode} | {their_mode} | {a[our_mode]['L1']:.4f} | "
+                                f"{b[their_mode]['L1']:.4f} | {100 * l1_gain:+.1f}% | {a[our_mode]['SSIM']:.4f} | "
+                                f"{b[their_mode]['SSIM']:.4f} | {100 * ssim_gain:+.1f}% | "
+                                f"{a['train_seconds']:.0f} | {b['train_seconds']:.0f} |")
+    if not rows:
+        return []
+    return ["", "Side by side, our defaults against the PyTorch reference (same tiles, seed, budget, resize, crop "
+                "and batch; its PNGs scored by the same code). \"better by\": how much lower our L1, how much "
+                "higher our SSIM, relative to the reference's.", "",
+            "| seed | ours: bn_stats | reference: test | L1 ours | L1 reference | L1 better by | SSIM ours "
+            "| SSIM reference | SSIM better by | train s ours | train s reference |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
+
+
 def write_report(results, path):
     groups = {}
     for label, entry in results.items():
@@ -377,10 +409,12 @@ def write_report(results, path):
                   f"Training tiles {setting['train_stride']} px apart. "
                   f"Test longitudes {setting['test_longitudes']}, guard {setting['guard_degrees']} degrees, "
                   f"land >= {setting['min_land']}, |latitude| <= {setting['max_latitude']}. "
-                  f"Machine: {first['machine']}.{target_grid_note(entries)}", "",
+                  f"Machines: {'; '.join(sorted({entry['machine'] for entry in entries.values()}))}."
+                  f"{target_grid_note(entries)}", "",
                   "| label | bn_stats | L1 (lower better) | PSNR dB | SSIM | grid x1000 (lower better) | train s "
                   "| tree, flags |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |", *result_rows(entries)]
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |", *result_rows(entries),
+                  *side_by_side_rows(entries)]
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -441,7 +475,7 @@ def train_all_seeds(args):
     results = read_results(args.results) if os.path.exists(args.results) else {}
     revision = ("PyTorch reference" if args.reference_dir else args.revision or "working tree")
     flags = " ".join(reference_flags(args)) if args.reference_dir else args.train_flags
-    results[args.label] = {"revision": revision, "train_flags": flags,
+    results[args.label] = {"revision": revision, "train_flags": flags, "defaults": args.defaults,
                            "settings": settings(args, counts), "seeds": seeds, "target_grid": floor,
                            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                                       f"{datetime.date.today().isoformat()}"}
@@ -493,12 +527,15 @@ def main(argv=None):
     parser.add_argument("--reference_python", default=None,
                         help="the Python interpreter that has torch, torchvision and dominate, for --reference_dir "
                              "(a venv of its own)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="this entry trains the project's defaults: the side-by-side table compares it with "
+                             "the --reference_dir entries of the same settings")
     parser.add_argument("--rescore", action="store_true",
                         help="score --label's predictions kept in --work_dir again with this file's metrics, "
                              "without training")
     args = parser.parse_args(argv)
     if args.reference_dir and (args.revision or args.train_flags or args.last_weights):
-        parser.error("--reference_dir trains the reference: --revision, --train_flags and --last_weights are ours")
+        parser.error("--reference_dir trains the reference: --revision, --train_flags, --last_weights are ours")
     if args.reference_dir and not args.reference_python:
         parser.error("--reference_dir needs --reference_python (the interpreter of a venv with torch)")
     if args.reference_dir and args.image_size not in REFERENCE_UNETS:
