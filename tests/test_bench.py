@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import sys
 
 import pytest
 
@@ -130,3 +131,65 @@ def test_quality_bench_trains_two_seeds_and_reports_each(tmp_path):
     result = run_entry("bench/quality.py", ["--rescore", "--work_dir", work, "--label", "nope", "--results", results])
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         f"quality: --label 'nope' is not in {results} (labels: ['smoke'])"]
+
+
+FAKE_REFERENCE = '''#!{python}
+"""Stands in for the torch interpreter running bench/reference_pix2pix.py: records each command and
+"translates" the aligned test images: its default test gives the target half, --eval the input half."""
+import json, os, sys
+from PIL import Image
+args = sys.argv[1:]
+script = args[args.index("--seed") + 2]
+flags = dict(zip(args, args[1:]))  # each flag with the word after it
+with open(os.environ["FAKE_REFERENCE_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if script == "test.py":
+    images = os.path.join(flags["--results_dir"], flags["--name"], "test_latest", "images")
+    os.makedirs(images, exist_ok=True)
+    for name in sorted(os.listdir(os.path.join(flags["--dataroot"], "test"))):
+        ab = Image.open(os.path.join(flags["--dataroot"], "test", name))
+        half = ab.width // 2
+        side = (0, 0, half, ab.height) if "--eval" in args else (half, 0, ab.width, ab.height)
+        ab.crop(side).save(os.path.join(images, name[:-4] + "_fake_B.png"))
+'''
+
+
+def test_quality_bench_runs_the_reference_beside_the_defaults(tmp_path):
+    """--reference_dir: the reference's train.py and test.py get the bench's tiles as A|B images,
+    the same budget and sizes; its PNGs are scored, and the side-by-side table pairs them with the
+    entry marked --defaults."""
+    quality = load_quality_module()
+    basemap = fake_basemap(tmp_path / "basemap", width=2880, height=1440)  # 8 px a degree: 128-px tiles
+    fake = tmp_path / "fake_python"
+    fake.write_text(FAKE_REFERENCE.format(python=sys.executable))
+    fake.chmod(0o755)
+    log = tmp_path / "commands.jsonl"
+    results, out = tmp_path / "quality.json", tmp_path / "QUALITY.md"
+    common = ["--basemap_dir", basemap, "--image_size", "128", "--steps", "4", "--train_pairs", "2",
+              "--test_pairs", "2", "--seeds", "1", "--guard_degrees", "20", "--results", results, "--out", out]
+    result = run_entry("bench/quality.py", [*common, "--reference_dir", tmp_path, "--reference_python", fake,
+                                            "--label", "reference"], env={"FAKE_REFERENCE_LOG": str(log)})
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    commands = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [command[command.index("--seed") + 2] for command in commands] == ["train.py", "test.py", "test.py"]
+    train = commands[0]
+    for flag, value in (("--netG", "unet_128"), ("--load_size", "143"), ("--crop_size", "128"), ("--n_epochs", "1"),
+                        ("--n_epochs_decay", "1"), ("--batch_size", "1"), ("--seed", "1")):
+        assert train[train.index(flag) + 1] == value, flag
+    assert "--eval" in commands[2] and "--eval" not in commands[1]
+    entry = json.loads(results.read_text())["reference"]
+    scores = entry["seeds"]["1"]
+    assert scores["image, dropout on (test.py)"]["L1"] == 0  # the fake gave the targets
+    assert scores["running (test.py --eval)"]["L1"] > 0
+    # An entry of ours marked --defaults is set beside it (made up here, scoring as the reference's --eval
+    # test did: training ours is tested above).
+    same = scores["running (test.py --eval)"]
+    ours = {**entry, "revision": "working tree", "defaults": True,
+            "seeds": {"1": {"train_seconds": 10.0, "image": same, "running": same}}}
+    reference = {**entry, "seeds": {"1": {"train_seconds": 5.0, "image, dropout on (test.py)": same,
+                                          "running (test.py --eval)": same}}}
+    table = "\n".join(quality.side_by_side_rows({"ours": ours, "reference": reference}))
+    assert "| 1 | image | image, dropout on (test.py) |" in table
+    assert "| 1 | running | running (test.py --eval) |" in table and "| +0.0% |" in table
+    result = run_entry("bench/quality.py", [*common, "--reference_dir", tmp_path, "--label", "x"])
+    assert result.returncode == 2 and "--reference_python" in result.stderr
