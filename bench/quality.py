@@ -371,17 +371,17 @@ def side_by_side_rows(entries):
     """Rows of our defaults (the entry marked "defaults") against each reference entry, per seed:
     L1 and SSIM, how much better ours is (L1: lower, SSIM: higher, relative to the reference's),
     and each training's wall time."""
-    ours = [entry for entry in entries.values() if entry.get("defaults")]
+    ours = [(label, entry) for label, entry in entries.items() if entry.get("defaults")]
     references = [entry for entry in entries.values() if entry["revision"] == "PyTorch reference"]
     rows = []
-    for mine in ours:
+    for label, mine in ours:
         for theirs in references:
             for seed in [seed for seed in mine["seeds"] if seed in theirs["seeds"]]:
                 a, b = mine["seeds"][seed], theirs["seeds"][seed]
                 for our_mode, their_mode in SIDE_BY_SIDE:
                     l1_gain = (b[their_mode]["L1"] - a[our_mode]["L1"]) / b[their_mode]["L1"]
                     ssim_gain = (a[our_mode]["SSIM"] - b[their_mode]["SSIM"]) / b[their_mode]["SSIM"]
-                    rows.append(f"| {seed} | {our_mode} | {their_mode} | {a[our_mode]['L1']:.4f} | "
+                    rows.append(f"| {label} | {seed} | {our_mode} | {their_mode} | {a[our_mode]['L1']:.4f} | "
                                 f"{b[their_mode]['L1']:.4f} | {100 * l1_gain:+.1f}% | {a[our_mode]['SSIM']:.4f} | "
                                 f"{b[their_mode]['SSIM']:.4f} | {100 * ssim_gain:+.1f}% | "
                                 f"{a['train_seconds']:.0f} | {b['train_seconds']:.0f} |")
@@ -390,9 +390,9 @@ def side_by_side_rows(entries):
     return ["", "Side by side, our defaults against the PyTorch reference (same tiles, seed, budget, resize, crop "
                 "and batch; its PNGs scored by the same code). \"better by\": how much lower our L1, how much "
                 "higher our SSIM, relative to the reference's.", "",
-            "| seed | ours: bn_stats | reference: test | L1 ours | L1 reference | L1 better by | SSIM ours "
+            "| ours | seed | ours: bn_stats | reference: test | L1 ours | L1 reference | L1 better by | SSIM ours "
             "| SSIM reference | SSIM better by | train s ours | train s reference |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def write_report(results, path):

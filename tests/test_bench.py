@@ -189,7 +189,7 @@ def test_quality_bench_runs_the_reference_beside_the_defaults(tmp_path):
     reference = {**entry, "seeds": {"1": {"train_seconds": 5.0, "image, dropout on (test.py)": same,
                                           "running (test.py --eval)": same}}}
     table = "\n".join(quality.side_by_side_rows({"ours": ours, "reference": reference}))
-    assert "| 1 | image | image, dropout on (test.py) |" in table
-    assert "| 1 | running | running (test.py --eval) |" in table and "| +0.0% |" in table
+    assert "| ours | 1 | image | image, dropout on (test.py) |" in table
+    assert "| ours | 1 | running | running (test.py --eval) |" in table and "| +0.0% |" in table
     result = run_entry("bench/quality.py", [*common, "--reference_dir", tmp_path, "--label", "x"])
     assert result.returncode == 2 and "--reference_python" in result.stderr
