@@ -16,6 +16,7 @@ import os
 import zipfile
 
 import numpy as np
+from mindspore import Tensor
 
 from src import checkpoint
 from src.config import validate
@@ -211,12 +212,7 @@ def load_mapped(network, state, names, path, what):
         if value.shape != tuple(ours[mine].shape):
             raise UserError(f"{what} {path}: {theirs} has shape {value.shape}, this network's {mine} "
                             f"{tuple(ours[mine].shape)}")
-        ours[mine].set_data(_tensor(value))
-
-
-def _tensor(value):
-    from mindspore import Tensor
-    return Tensor(np.ascontiguousarray(value))
+        ours[mine].set_data(Tensor(np.ascontiguousarray(value)))
 
 
 def generator_config(cfg, architecture):
