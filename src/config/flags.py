@@ -14,12 +14,24 @@ from src.utils.flag_types import (PADDING_TYPES, duration, non_negative_float, n
                                   padding_name, port_number, positive_float, positive_int, str2bool, unit_interval)
 
 
+# mindspore.device_context.ascend.op_precision.precision_mode's values (MindSpore 2.6 to 2.10).
+ASCEND_PRECISION_MODES = ["must_keep_origin_dtype", "allow_fp32_to_fp16", "force_fp16", "allow_mix_precision",
+                          "force_fp32", "allow_fp32_to_bf16", "allow_mix_precision_fp16", "allow_mix_precision_bf16"]
+
+
 def _add_device(parser):
     group = parser.add_argument_group("device")
     group.add_argument("--device_target", default="CPU", choices=["CPU", "GPU", "Ascend"],
                        help="backend to run on (default: %(default)s)")
     group.add_argument("--device_id", type=non_negative_int, default=0,
                        help="device index on a single-card run; launchers set it per rank (default: %(default)s)")
+    group.add_argument("--jit_level", default=None, choices=["O0", "O1"],
+                       help="MindSpore's compile level on GPU and Ascend: O0 kernel by kernel, O1 adds its automatic "
+                            "operator (graph-kernel) fusion, which MindSpore calls experimental (default: O0 on GPU "
+                            "and Ascend, MindSpore's own choice on CPU; docs/devices.md says why)")
+    group.add_argument("--ascend_precision_mode", default=None, choices=ASCEND_PRECISION_MODES,
+                       help="Ascend's operator precision mode (default: must_keep_origin_dtype: float32 as trained "
+                            "and measured on CPU; --amp_level is the way to float16; docs/devices.md)")
 
 
 def _add_distribute(parser):

@@ -2,7 +2,7 @@
 import mindspore.nn as nn
 import mindspore.ops as ops
 import numpy as np
-from mindspore import Tensor, mint
+from mindspore import Tensor
 
 
 class InstanceNorm2d(nn.Cell):
@@ -97,7 +97,8 @@ class ResizeConv(nn.Cell):
         if self.transposed:
             return self._transposed(x)
         if self.onnx_form:  # _nearest_2x's reshapes are written to ONNX with the traced sizes
-            return self.conv(self.pad(mint.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")))
+            height, width = ops.shape(x)[2:]
+            return self.conv(self.pad(ops.ResizeNearestNeighbor((2 * height, 2 * width))(x)))
         return self.conv(self.pad(_nearest_2x(x)))
 
     def _transposed(self, x):
@@ -105,16 +106,18 @@ class ResizeConv(nn.Cell):
             x = self.edge(x)
         batch, _, height, width = ops.shape(x)
         size = (batch, self.out_channels, 2 * height + 2 - 2 * self.crop, 2 * width + 2 - 2 * self.crop)
-        y = self.transposed_conv(x, self._kernel(), size)
+        # Kernel and bias follow the input's dtype: float16 under --amp_level O2/O3.
+        y = self.transposed_conv(x, ops.cast(self._kernel(), x.dtype), size)
         if self.conv.has_bias:
-            y = ops.bias_add(y, self.conv.bias)
+            y = ops.bias_add(y, ops.cast(self.conv.bias, y.dtype))
         return y
 
     def _kernel(self):
         """The (in, out, 4, 4) transposed-convolution kernel of the (out, in, 3, 3) weights."""
         weight = ops.transpose(self.conv.weight, (1, 0, 2, 3))
         in_channels, out_channels = ops.shape(weight)[:2]
-        flat = ops.matmul(ops.reshape(weight, (in_channels * out_channels, 9)), self.taps)
+        # The taps follow the weights' dtype: float16 under --amp_level O2/O3.
+        flat = ops.matmul(ops.reshape(weight, (in_channels * out_channels, 9)), ops.cast(self.taps, weight.dtype))
         return ops.reshape(flat, (in_channels, out_channels, 4, 4))
 
 
@@ -203,7 +206,12 @@ class LeakyReLU(nn.Cell):
 
 
 class Mish(nn.Cell):
-    """x * tanh(softplus(x)), the activation of the pix2pixCC generator."""
+    """x * tanh(softplus(x)), the activation of the pix2pixCC generator. The Softplus primitive, not
+    ops.softplus, whose threshold form compiles to ZerosLikeExt, declared for Ascend only."""
+
+    def __init__(self):
+        super().__init__()
+        self.softplus = ops.Softplus()
 
     def construct(self, x):
-        return x * ops.tanh(ops.softplus(x))
+        return x * ops.tanh(self.softplus(x))

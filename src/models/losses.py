@@ -20,7 +20,8 @@ class GANLoss(nn.Cell):
         if self.vanilla:
             return ops.binary_cross_entropy_with_logits(logits, target, ops.ones_like(logits),
                                                         ops.ones_like(logits))
-        return ops.mean(ops.square(logits - target))
+        error = logits - target  # a product: ops.square compiles to PowTensorScalar, declared for Ascend only
+        return ops.mean(error * error)
 
 
 def l1_loss(prediction, target):

@@ -36,7 +36,8 @@ def multiscale_cc_metrics(n_cc, concordance):
 
 
 def _lsgan(prediction, real):
-    return ops.mean(ops.square(prediction - (1.0 if real else 0.0)))
+    error = prediction - (1.0 if real else 0.0)  # a product, as in losses.GANLoss (device_audit.py)
+    return ops.mean(error * error)
 
 
 class DiscriminatorLoss(nn.Cell):
