@@ -245,8 +245,10 @@ def last_weights_checkpoint(generator_ckpt, ckpt_dir):
     --ema_decay saves the weight average in Generator_<epoch>.ckpt and both in the state, so
     one run scores the average and the weights it trained alike."""
     import mindspore as ms
+
+    from src.checkpoint import resume_state_path
     saved = ms.load_checkpoint(generator_ckpt)
-    state = ms.load_checkpoint(os.path.join(ckpt_dir, "train_state.ckpt"))
+    state = ms.load_checkpoint(resume_state_path(ckpt_dir))
     path = os.path.join(ckpt_dir, "Generator_last_weights.ckpt")
     ms.save_checkpoint([{"name": k, "data": state[k]} for k, v in saved.items() if not isinstance(v, str)], path,
                        append_dict={k: v for k, v in saved.items() if isinstance(v, str)})

@@ -223,9 +223,10 @@ def exported_full_size(size, folder):
 
 
 @contextlib.contextmanager
-def running_server(flag, path, log_path, warm_up):
-    """serve.py with `flag path` on a free 127.0.0.1 port, once /health answers and after one
-    untimed POST of `warm_up` ((name, bytes): compilation); yields (its base URL, the process)."""
+def running_server(flag, path, log_path, warm_up, extra=()):
+    """serve.py with `flag path` (and the flags `extra`) on a free 127.0.0.1 port, once /health
+    answers and after one untimed POST of `warm_up` ((name, bytes): compilation); yields (its base
+    URL, the process)."""
     import socket
     import httpx
     with socket.socket() as probe:
@@ -233,7 +234,8 @@ def running_server(flag, path, log_path, warm_up):
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), flag, path, "--port", str(port)],
+        server = subprocess.Popen([sys.executable, os.path.join(REPO, "serve.py"), flag, path, "--port", str(port),
+                                   *extra],
                                   cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         with httpx.Client(base_url=url, timeout=600, trust_env=False) as client:

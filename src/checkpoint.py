@@ -7,11 +7,16 @@ channels, direction, formats, normalisation, FITS settings), so that eval and ex
 flags but the checkpoint. Each training run writes its whole resolved configuration to
 `config.yaml` beside the checkpoints (src/config/parse.py). Records written with older flag names
 (n_gf, pad_mode, LAMBDA_L1, ...) are read in the current vocabulary.
-The resume state (`train_state.ckpt`: both networks, both optimisers, loss scale) is committed
-by writing `resume.json` last: a run killed mid-write resumes from the previous state.
+The resume state (`train_state_<step>.ckpt`: both networks, both optimisers, loss scale) is
+committed by writing `resume.json`, which names it, last; the state it replaces is removed only
+then. A run killed, or stopped by a full disk, at any moment resumes from the state resume.json
+names, whole and of the step it records.
 """
+import contextlib
 import json
+import logging
 import os
+import re
 
 import mindspore as ms
 
@@ -20,14 +25,30 @@ from src.utils.errors import UserError
 from src.utils.files import atomic_path, atomic_write_text
 
 RESUME_FILE = "resume.json"
-STATE_FILE = "train_state.ckpt"
+STATE_PREFIX = "train_state"
 
 
 def atomic_save(network, path, extra=None):
     """Save `network`'s parameters to `path` atomically (the temporary name keeps ".ckpt", which
     save_checkpoint would otherwise append)."""
-    with atomic_path(path) as tmp:
-        ms.save_checkpoint(network, tmp, append_dict=extra)
+    size = sum(param.nbytes for param in network.get_parameters())
+    with _quiet_mindspore("Failed to save the checkpoint file"), atomic_path(path, size) as tmp:
+        # crc_check: a CRC32 of the contents, which read_checkpoint verifies (a flipped bit).
+        ms.save_checkpoint(network, tmp, append_dict=extra, crc_check=True)
+
+
+@contextlib.contextmanager
+def _quiet_mindspore(prefix):
+    """Drop MindSpore's log line that guesses at a failed save's or load's cause: the error raised
+    after it, with the file named, says what happened."""
+    mindspore_logger = logging.getLogger(f"ME.mindspore.log.{os.getpid()}")
+    def drop(record):
+        return not record.getMessage().startswith(prefix)
+    mindspore_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        mindspore_logger.removeFilter(drop)
 
 
 def save_network(network, path, arch, config=None):
@@ -67,16 +88,64 @@ def read_recorded_config(path, what="--ckpt"):
 
 
 def read_checkpoint(path, what="--ckpt"):
-    """The parameter dict of a checkpoint file, or UserError naming the file."""
+    """The parameter dict of a checkpoint file, or UserError naming the file (and, for a damaged
+    `Name_<n>.ckpt`, the newest whole one of an earlier n beside it)."""
     if not path:
         raise UserError(f"{what} is required")
     if not os.path.isfile(path):
         raise UserError(f"{what} {path}: no such file")
     try:
-        return ms.load_checkpoint(path)
+        return _load_verified(path)
     except (ValueError, RuntimeError, OSError, TypeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{what} {path}: not a readable MindSpore checkpoint ({first_line})") from None
+        problem = ("damaged: its CRC32 does not match its contents (a flipped bit, or a partial copy)"
+                   if "crc check" in str(err.__cause__) else f"not a readable MindSpore checkpoint ({first_line})")
+        raise UserError(f"{what} {path}: {problem}{_whole_predecessor(path)}") from None
+
+
+def _load_verified(path):
+    """ms.load_checkpoint, verifying the CRC32 where the file carries one (checkpoints written
+    before they did, or elsewhere, load as before)."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - 17))
+        has_crc = handle.read(7) == b"crc_num"
+    with _quiet_mindspore("Failed to read the checkpoint file"):
+        return ms.load_checkpoint(path, crc_check=has_crc)
+
+
+def _whole_predecessor(path):
+    match = re.fullmatch(r"(.*_)(\d+)\.ckpt", os.path.basename(path))
+    if not match:
+        return ""
+    directory = os.path.dirname(os.path.abspath(path))
+    older = []
+    for name in os.listdir(directory):
+        other = re.fullmatch(re.escape(match.group(1)) + r"(\d+)\.ckpt", name)
+        if other and int(other.group(1)) < int(match.group(2)):
+            older.append((int(other.group(1)), name))
+    for _, name in sorted(older, reverse=True):
+        try:
+            _load_verified(os.path.join(directory, name))
+            return f"; {os.path.join(directory, name)} beside it is whole"
+        except (ValueError, RuntimeError, OSError, TypeError):
+            continue
+    return ""
+
+
+def _fresh_start_hint(ckpt_dir):
+    """Only one resume state is kept; the newest whole epoch checkpoints can still seed a new run."""
+    epochs = sorted((int(m.group(1)) for m in (re.fullmatch(r"Generator_(\d+)\.ckpt", name)
+                                                for name in os.listdir(ckpt_dir)) if m), reverse=True)
+    for epoch in epochs:
+        pair = [os.path.join(ckpt_dir, f"{net}_{epoch}.ckpt") for net in ("Generator", "Discriminator")]
+        try:
+            for path in pair:
+                _load_verified(path)
+        except (ValueError, RuntimeError, OSError, TypeError):
+            continue
+        return (f"; the epoch-{epoch} checkpoints beside it are whole: start a new run from them with "
+                f"--pretrained_G {pair[0]} --pretrained_D {pair[1]} (the optimiser state is lost)")
+    return ""
 
 
 def _arch_mismatch(saved, expected):
@@ -125,11 +194,24 @@ def _check_shapes(network, params, path, what, recomputed):
 
 
 def save_resume_state(ckpt_dir, train_step, step, arch):
-    """Write the full training state after global step `step`, then commit it in resume.json."""
-    atomic_save(train_step, os.path.join(ckpt_dir, STATE_FILE),
-                {"arch": json.dumps(arch, sort_keys=True)})
+    """Write the full training state after global step `step`, commit it in resume.json, then
+    remove the states it replaces."""
+    state = f"{STATE_PREFIX}_{step}.ckpt"
+    atomic_save(train_step, os.path.join(ckpt_dir, state), {"arch": json.dumps(arch, sort_keys=True)})
     atomic_write_text(os.path.join(ckpt_dir, RESUME_FILE),
-                      json.dumps({"step": step, "state": STATE_FILE, "arch": arch}, indent=1))
+                      json.dumps({"step": step, "state": state, "arch": arch}, indent=1))
+    for name in os.listdir(ckpt_dir):
+        if name.startswith(STATE_PREFIX) and name.endswith(".ckpt") and name != state:
+            os.remove(os.path.join(ckpt_dir, name))
+
+
+def resume_state_path(ckpt_dir):
+    """The state file resume.json commits (None without one)."""
+    try:
+        with open(os.path.join(ckpt_dir, RESUME_FILE), encoding="utf-8") as handle:
+            return os.path.join(ckpt_dir, json.load(handle)["state"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_resume_state(ckpt_dir, train_step, arch):
@@ -144,7 +226,14 @@ def load_resume_state(ckpt_dir, train_step, arch):
         step = int(record["step"])
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{resume_path}: damaged resume record ({err})") from None
+    state = os.path.join(ckpt_dir, str(record.get("state")))
+    if not os.path.isfile(state):
+        raise UserError(f"{resume_path} commits {state}, which is missing; start without --resume")
     # The learning-rate arrays follow this run's flags; the optimisers' step counters pick the rate.
-    load_network(train_step, os.path.join(ckpt_dir, record["state"]), arch, what="resume state",
-                 recomputed=("learning_rate",))
+    try:
+        load_network(train_step, state, arch, what="resume state", recomputed=("learning_rate",))
+    except UserError as err:
+        damaged = "damaged" in str(err) or "not a readable" in str(err)
+        raise UserError(f"{err}{_fresh_start_hint(ckpt_dir) if damaged else ''}") from None
+    print(f"resuming from {state} (step {step})", flush=True)
     return step

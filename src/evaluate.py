@@ -23,7 +23,7 @@ from src.model_card import card_config
 from src.models import registry
 from src.trained_generator import inference_batch_size, load_generator, resolve_checkpoint_flags
 from src.utils.device import set_context
-from src.utils.files import atomic_path, atomic_write_csv, atomic_write_text, save_figure
+from src.utils.files import atomic_path, atomic_write_csv, atomic_write_text, clear_stale_temporaries, save_figure
 from src.utils.metrics import compute_metrics, physical_metrics, summarise
 from src.utils.report import write_science_figure
 
@@ -95,6 +95,7 @@ def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
     `total`: how many items there are, for the progress display (default: len(items) if any)."""
     os.makedirs(report_dir, exist_ok=True)
     collage_dir = os.path.join(report_dir, "collages")
+    clear_stale_temporaries((predict_dir, report_dir, collage_dir), progress)
     rows, functions = [], registry.metrics_for(cfg)
     total = total or (len(items) if hasattr(items, "__len__") else None)
     for number, (pair, source, prediction, original_size) in enumerate(items, 1):

@@ -13,7 +13,7 @@ from src.models.layers import use_onnx_forms
 from src.trained_generator import load_generator, per_image_statistics, resolve_checkpoint_flags
 from src.utils.device import set_context
 from src.utils.errors import UserError
-from src.utils.files import atomic_write_bytes
+from src.utils.files import atomic_path, atomic_write_bytes, clear_stale_temporaries
 
 
 def export(cfg):
@@ -47,23 +47,23 @@ def export_generator(cfg):
     if per_image_statistics(cfg) and cfg.batch_size != 1:
         raise UserError(f"--bn_stats image (the default) takes the statistics of each forward pass: export "
                         f"with --batch_size 1 (not {cfg.batch_size}), or --bn_stats running for a batched graph")
+    clear_stale_temporaries((os.path.dirname(os.path.abspath(cfg.file_name)),))
     netG = load_generator(cfg)
     traced = size or (cfg.crop_size if cfg.file_format == "ONNX" else None)
     if cfg.file_format == "ONNX":
         use_onnx_forms(netG)
     example = (Tensor(shape=[cfg.batch_size, cfg.input_nc, None, None], dtype=ms.float32) if traced is None
                else Tensor(np.zeros((cfg.batch_size, cfg.input_nc, traced, traced), np.float32)))
-    directory = os.path.dirname(os.path.abspath(cfg.file_name))
-    os.makedirs(directory, exist_ok=True)
-    try:
-        ms.export(netG, example, file_name=cfg.file_name, file_format=cfg.file_format)
-    except (RuntimeError, ValueError, TypeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"export to {cfg.file_format} failed on {cfg.device_target}: {first_line}") from None
     suffix = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}[cfg.file_format]
     path = cfg.file_name if cfg.file_name.endswith(suffix) else cfg.file_name + suffix
-    if cfg.file_format == "ONNX":
-        repair_onnx(path, symbolic_size=size is None, symbolic_batch=symbolic_batch(cfg))
+    with atomic_path(path) as tmp:  # a kill or a full disk leaves the previous export
+        try:
+            ms.export(netG, example, file_name=tmp, file_format=cfg.file_format)
+        except (RuntimeError, ValueError, TypeError) as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"export to {cfg.file_format} failed on {cfg.device_target}: {first_line}") from None
+        if cfg.file_format == "ONNX":
+            repair_onnx(tmp, symbolic_size=size is None, symbolic_batch=symbolic_batch(cfg))
     write_model_card(path, cfg, size)
     return path
 

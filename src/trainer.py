@@ -17,7 +17,8 @@ from src.models import registry
 from src.models.train_step import AverageAcrossRanks, running_statistics
 from src.trained_generator import recorded_flags
 from src.utils.device import set_context
-from src.utils.errors import UserError
+from src.utils.errors import NoSpace, UserError
+from src.utils.files import clear_stale_temporaries
 from src.utils.lr import learning_rates
 from src.utils.report import LossLog
 from src.utils.tensorboard_log import TrainingBoard
@@ -141,9 +142,20 @@ class Trainer:
         print(f"compiled in {time.time() - started:.1f} s", flush=True)
 
     def train(self):
+        try:
+            return self._start_and_train()
+        except NoSpace as err:
+            state = checkpoint.resume_state_path(self.cfg.ckpt_dir)
+            since = f"from {os.path.basename(state)}" if state and os.path.exists(state) else "from the start"
+            raise NoSpace(f"{err}; training stopped: make room, then rerun with --resume True (it continues "
+                          f"{since})") from None
+
+    def _start_and_train(self):
         cfg, main = self.cfg, self.ranks.is_main
         if main:
             self.loss_log.start(self.start_step)
+            clear_stale_temporaries((cfg.ckpt_dir, cfg.loss_show_dir, cfg.train_fakeimg_dir),
+                                    lambda line: print(line, flush=True))
             save_resolved_config(cfg, os.path.join(cfg.ckpt_dir, CONFIG_FILE))
             if self.validator:
                 self.validator.start(self.start_step // self.steps_per_epoch)
@@ -161,6 +173,8 @@ class Trainer:
         print(f"rank {self.ranks.rank}/{self.ranks.size}: {len(self.pairs)} pairs, "
               f"{self.steps_per_epoch} steps per epoch, {cfg.epoch_num} epochs, "
               f"starting at step {self.start_step}", flush=True)
+        if self.start_step == self.total_steps:
+            return self._finished_already()
         dataset = train_dataset(self.pairs, cfg, self.netG.dropout_noise_size, self.ranks.size,
                                 self.ranks.rank, self.start_step)
         step, timed_from = self.start_step, None
@@ -200,6 +214,23 @@ class Trainer:
             print(f"done: checkpoints in {os.path.abspath(cfg.ckpt_dir)}, samples in "
                   f"{os.path.abspath(cfg.train_fakeimg_dir)}, losses in "
                   f"{os.path.abspath(cfg.loss_show_dir)}", flush=True)
+        return 0
+
+    def _finished_already(self):
+        """A resume of a run that had reached its last step: nothing to train (an empty pass of the
+        data pipeline would be wasted at best), but the final checkpoints are made sure of."""
+        cfg = self.cfg
+        if self.ranks.is_main:
+            epoch = cfg.epoch_num
+            missing = [name for name in (f"Generator_{epoch}.ckpt", f"Discriminator_{epoch}.ckpt")
+                       if not os.path.exists(os.path.join(cfg.ckpt_dir, name))]
+            if missing:
+                self._save_networks(epoch)
+            print(f"nothing to train: the resume state in {cfg.ckpt_dir} is at the last step "
+                  f"({self.total_steps}); " + (f"rewrote {', '.join(missing)}" if missing else
+                                               "its checkpoints are in place") +
+                  "; raise --epoch_num to train on", flush=True)
+        print(f"rank {self.ranks.rank}: parameter fingerprint {self._fingerprint()}", flush=True)
         return 0
 
     def _average_statistics(self):
@@ -267,14 +298,18 @@ class Trainer:
             if self.board:
                 self.board.validation(step, means)
         if epoch % cfg.save_checkpoint_epochs == 0 or epoch == cfg.epoch_num:
-            checkpoint.save_network(self._generator_weights(), os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
-                                    {"model": cfg.model, **registry.arch(cfg, "generator")},
-                                    config=recorded_flags(cfg))
-            checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
-                                    {"model": cfg.model, **registry.arch(cfg, "discriminator")})
+            self._save_networks(epoch)
             self._save_resume_state(step)
             print(f"epoch {epoch}: saved Generator_{epoch}.ckpt, Discriminator_{epoch}.ckpt and the "
                   f"resume state in {cfg.ckpt_dir}", flush=True)
+
+    def _save_networks(self, epoch):
+        cfg = self.cfg
+        checkpoint.save_network(self._generator_weights(), os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
+                                {"model": cfg.model, **registry.arch(cfg, "generator")},
+                                config=recorded_flags(cfg))
+        checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
+                                {"model": cfg.model, **registry.arch(cfg, "discriminator")})
 
     def _generator_weights(self):
         """What Generator_<epoch>.ckpt and Generator_best.ckpt hold and validation scores: G, or

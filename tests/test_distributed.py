@@ -86,7 +86,7 @@ def test_only_rank_0_writes(two_workers):
     _, _, run_dir, logs = two_workers
     assert sorted(os.listdir(run_dir / "ckpt")) == sorted(
         [f"{net}_{e}.ckpt" for net in ("Generator", "Discriminator") for e in (1, 2)]
-        + ["train_state.ckpt", "resume.json", "config.yaml", "Generator_best.ckpt", "Generator_best.json"])
+        + [os.path.basename(checkpoint.resume_state_path(run_dir / "ckpt")), "resume.json", "config.yaml", "Generator_best.ckpt", "Generator_best.json"])
     assert sorted(os.listdir(run_dir / "img")) == ["epoch_001.png", "epoch_002.png"]
     assert "saved Generator" in logs[0] and "saved Generator" not in logs[1]
     assert logs[0].count("validation on 2 pairs") == 2 and "validation" not in logs[1]
@@ -107,8 +107,8 @@ def assert_trains_like_one_process(data, ckpt_dir, single_ckpt_dir):
     bound 2 x lr x steps); G and D outputs differ by up to 1.1e-3 on the [-1, 1] scale (tolerance
     5e-3).
     """
-    a = ms.load_checkpoint(str(ckpt_dir / "train_state.ckpt"))
-    b = ms.load_checkpoint(str(single_ckpt_dir / "train_state.ckpt"))
+    a = ms.load_checkpoint(checkpoint.resume_state_path(ckpt_dir))
+    b = ms.load_checkpoint(checkpoint.resume_state_path(single_ckpt_dir))
     diffs = np.concatenate([np.abs(a[n].asnumpy() - b[n].asnumpy()).ravel() for n in a
                             if n.endswith("weight") and "moment" not in n])
     assert np.median(diffs) < 1e-6 and np.percentile(diffs, 99.9) < 2e-4

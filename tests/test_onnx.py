@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
-from conftest import run_entry, write_ab_folder
+from conftest import copy_card_claiming, run_entry, write_ab_folder
 from src import checkpoint
 from src.config import parse_args
 from src.exported_model import load_exported
@@ -104,7 +104,7 @@ def bad_onnx(case, exported, tmp_path):
         shutil.copy(exported["onnx"], path)
     elif case == "not ONNX":
         open(path, "wb").write(b"not a graph")
-        shutil.copy(exported["onnx"] + ".json", path + ".json")
+        copy_card_claiming(exported["onnx"] + ".json", path)
     elif case == "card of another model":
         other = export(save_checkpoint(str(tmp_path), UNET), UNET, str(tmp_path / "other"), "--file_format", "ONNX")
         shutil.copy(exported["onnx"], path)
@@ -117,7 +117,7 @@ def bad_onnx(case, exported, tmp_path):
 
 BAD_ONNX = [("no card", "model.onnx.json is missing; export.py writes it beside the model"),
             ("not ONNX", "not a loadable ONNX model"),
-            ("card of another model", "is the card of another model"),
+            ("card of another model", "does not match this file"),
             ("card of the MINDIR", "is the card of a MINDIR export")]
 
 

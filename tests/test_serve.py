@@ -17,7 +17,7 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from conftest import REPO, run_entry
+from conftest import REPO, copy_card_claiming, run_entry
 from src import checkpoint
 from src.config import parse_args
 from src.exporter import export_generator
@@ -303,7 +303,7 @@ def test_what_cannot_be_served_stops_serve_py_with_one_line(served, tmp_path, ca
         flags = ["--mindir", mindir]
     elif case == "not a MINDIR":
         write_file(mindir, b"not a graph")
-        shutil.copy(served["models"]["image"][0] + ".json", mindir + ".json")
+        copy_card_claiming(served["models"]["image"][0] + ".json", mindir)
         flags = ["--mindir", mindir]
     else:
         flags = ["--ckpt", write_file(str(tmp_path / "G.ckpt"), b"not weights")]

@@ -43,8 +43,11 @@ def trained(tmp_path_factory):
 def test_training_writes_checkpoints_samples_and_loss_curve(trained):
     _, out, result = trained
     for name in ("Generator_1.ckpt", "Discriminator_1.ckpt", "Generator_2.ckpt",
-                 "Discriminator_2.ckpt", "train_state.ckpt", "resume.json"):
+                 "Discriminator_2.ckpt", "resume.json"):
         assert os.path.getsize(os.path.join(out, "ckpt", name)) > 0
+    # One resume state, the one resume.json commits: the earlier ones are removed.
+    assert [n for n in os.listdir(os.path.join(out, "ckpt")) if n.startswith("train_state")] == [
+        os.path.basename(checkpoint.resume_state_path(os.path.join(out, "ckpt")))]
     assert not [n for n in os.listdir(os.path.join(out, "ckpt")) if n.startswith(".")]  # no temp files
     for name in ("epoch_001.png", "epoch_002.png"):
         grid = Image.open(os.path.join(out, "img", name))
@@ -98,8 +101,8 @@ def test_losses_fall_on_a_learnable_toy_task(tmp_path):
 
 
 def assert_same_final_state(straight, resumed):
-    final_a = ckpt_arrays(os.path.join(straight, "ckpt", "train_state.ckpt"))
-    final_b = ckpt_arrays(os.path.join(resumed, "ckpt", "train_state.ckpt"))
+    final_a = ckpt_arrays(checkpoint.resume_state_path(os.path.join(straight, "ckpt")))
+    final_b = ckpt_arrays(checkpoint.resume_state_path(os.path.join(resumed, "ckpt")))
     assert final_a.keys() == final_b.keys()
     for name in final_a:
         np.testing.assert_array_equal(final_a[name], final_b[name], err_msg=name)
@@ -206,7 +209,7 @@ def test_ema_weights_go_to_the_generator_checkpoint_and_survive_a_resume(tmp_pat
     second = run_entry("train.py", tiny_train_args(data, resumed, "--resume", "True", *ema))
     assert second.returncode == 0, second.stderr[-2000:]
     assert_same_final_state(straight, resumed)
-    state = ckpt_arrays(os.path.join(straight, "ckpt", "train_state.ckpt"))
+    state = ckpt_arrays(checkpoint.resume_state_path(os.path.join(straight, "ckpt")))
     generator = {k: v.asnumpy() for k, v in ms.load_checkpoint(os.path.join(straight, "ckpt", "Generator_2.ckpt")).items()
                  if k.startswith("netG.")}
     assert state["ema.updates"] == 8

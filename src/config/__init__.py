@@ -4,9 +4,9 @@ and cross-flag checks (derive.py)."""
 from src.config.derive import validate
 from src.config.flags import (API_KEY_VARIABLE, BEST_METRICS, CONFIG_FILE, DEFAULT_MAX_PIXELS, DESCRIPTIONS,
                               ENTRY_GROUPS, build_parser)
-from src.config.parse import (apply_recorded_flags, default_config, migrate, parse_args, resolved_flags,
+from src.config.parse import (apply_recorded_flags, checked_flag_values, default_config, flag_names, migrate, parse_args, resolved_flags,
                               save_resolved_config)
 
 __all__ = ["API_KEY_VARIABLE", "BEST_METRICS", "CONFIG_FILE", "DEFAULT_MAX_PIXELS", "DESCRIPTIONS", "ENTRY_GROUPS",
-           "apply_recorded_flags", "build_parser", "default_config", "migrate", "parse_args", "resolved_flags",
+           "apply_recorded_flags", "build_parser", "checked_flag_values", "flag_names", "default_config", "migrate", "parse_args", "resolved_flags",
            "save_resolved_config", "validate"]

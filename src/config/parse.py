@@ -121,20 +121,27 @@ def _config_file_values(parser, path):
         return {}
     if not os.path.isfile(path):
         raise UserError(f"--config_path {path}: no such file")
+    if os.path.getsize(path) == 0:
+        # a config of comments only is legal (configs/maps.yaml); zero bytes is a truncated copy
+        raise UserError(f"--config_path {path}: the file is empty (0 bytes); a config holds flag: value lines")
     try:
         with open(path, encoding="utf-8") as handle:
             values = yaml.safe_load(handle) or {}
     except yaml.YAMLError as err:
         raise UserError(f"--config_path {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"--config_path {path}: not valid YAML (not UTF-8 text: byte {err.start} is "
+                        f"{err.object[err.start]:#04x}); is it damaged, or not a config?") from None
     if not isinstance(values, dict):
         raise UserError(f"--config_path {path}: expected flag: value lines, got {type(values).__name__}")
     values = migrate(values)
-    known = set(_all_flag_names())
+    known = set(flag_names())
     unknown = sorted(name for name in values if name not in known)
     if unknown:
         raise UserError(f"--config_path {path}: unknown flag {unknown[0]!r} (no command takes --{unknown[0]})")
     own = {action.dest: action for action in _actions(parser)}
-    taken = {name: _checked_value(own[name], value, path) for name, value in values.items() if name in own}
+    taken = {name: _checked_value(own[name], value, f"--config_path {path}") for name, value in values.items()
+             if name in own}
     for name in taken:
         own[name].required = False
     for group in parser._mutually_exclusive_groups:  # e.g. serve.py's --mindir | --ckpt
@@ -144,24 +151,52 @@ def _config_file_values(parser, path):
     return taken
 
 
-def _checked_value(action, value, path):
-    """A config file's value through the flag's own type and choices (so the file is checked
-    like a command line)."""
+def _checked_value(action, value, source):
+    """A config file's (or a record's) value through the flag's own type and choices, so the file
+    is checked like a command line; `source` names the file in the UserError."""
     name = action.dest
+    if value is None and action.default not in (None, argparse.SUPPRESS):
+        raise UserError(f"{source}: {name}: null is not a value of this flag (drop it for its default, "
+                        f"{action.default!r})")
+    if isinstance(value, (list, dict)) and action.nargs is None:
+        raise UserError(f"{source}: {name}: one value expected, got a {type(value).__name__}")
     try:
         if value is not None and action.type is not None:  # YAML booleans stay booleans
             value = action.type(value if isinstance(value, bool) else str(value))
-    except (argparse.ArgumentTypeError, ValueError) as err:
-        raise UserError(f"--config_path {path}: {name}: {err}") from None
+        elif value is not None and action.nargs != 0 and not isinstance(value, str):
+            value = str(value)  # a text flag (a path, a name) given as a YAML number: its text
+    except (argparse.ArgumentTypeError, ValueError, TypeError, OverflowError) as err:
+        raise UserError(f"{source}: {name}: {err}") from None
     if action.choices is not None and value is not None and value not in action.choices:
-        raise UserError(f"--config_path {path}: {name}: {value!r} is not one of "
-                        + ", ".join(map(str, action.choices)))
+        raise UserError(f"{source}: {name}: {value!r} is not one of " + ", ".join(map(str, action.choices)))
     return value
 
 
+def checked_flag_values(values, source):
+    """`values` ({flag: value}, as a model card or checkpoint records them) checked and converted
+    by each flag's own type and choices; a name no command takes, or a value its flag refuses, is
+    a UserError naming `source`."""
+    if not isinstance(values, dict):
+        raise UserError(f"{source}: expected flag: value fields, got {type(values).__name__}")
+    actions = _all_flag_actions()
+    unknown = sorted(str(name) for name in values if name not in actions)
+    if unknown:
+        raise UserError(f"{source}: unknown flag {unknown[0]!r}")
+    return {name: _checked_value(actions[name], value, source) for name, value in values.items()}
+
+
 @functools.lru_cache(maxsize=None)
-def _all_flag_names():
-    return frozenset(action.dest for entry in ENTRY_GROUPS for action in _flags_of(entry))
+def _all_flag_actions():
+    actions = {}
+    for entry in ENTRY_GROUPS:
+        for action in _flags_of(entry):
+            actions.setdefault(action.dest, action)
+    return actions
+
+
+def flag_names():
+    """The name of every flag any entry point takes."""
+    return frozenset(_all_flag_actions())
 
 
 def _given_flags(entry, argv):

@@ -1,8 +1,14 @@
 """Reading and writing data files. Readers return float32 arrays in the file's own units (8-bit
 images: HWC in [0, 255]; scientific formats: CHW in physical units, NaN where data are missing)
 or raise UserError naming the file."""
+import contextlib
+import io
+import logging
 import os
 import re
+import struct
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -55,9 +61,9 @@ def read_array(path, data_format, channels, fits_hdu="auto"):
     if data_format == "fits":
         array = read_fits(path, fits_hdu)[0]
     elif data_format == "npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
+        try:  # mapped, not read: a damaged header's shape is checked against the file's size
+            array = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
+        except Exception as err:  # numpy raises ValueError, EOFError, tokenize's TokenError, ... for damaged headers
             raise UserError(f"{path}: not a readable .npy array ({err})") from None
     else:
         array = _read_tif(path, channels)
@@ -75,6 +81,10 @@ def declared_shape(source, data_format, fits_hdu="auto"):
                 return image.height, image.width
         if data_format == "fits":
             from astropy.io import fits
+            if isinstance(source, (str, os.PathLike)):
+                _check_fits_file(source)
+            else:
+                _check_axis_counts(source.getbuffer(), "upload")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with fits.open(source, memmap=False, lazy_load_hdus=True) as hdus:
@@ -88,7 +98,7 @@ def declared_shape(source, data_format, fits_hdu="auto"):
                                else npy_format.read_array_header_2_0)
                 return tuple(read_header(handle)[0])
         import tifffile
-        with tifffile.TiffFile(source) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(source) as tif:
             return tuple(tif.series[0].shape)
     except Exception:  # a damaged or foreign file: the reader's own message is clearer
         return None
@@ -113,10 +123,22 @@ def read_stack(paths, data_format, channels, fits_hdu="auto"):
     return stack
 
 
+@contextlib.contextmanager
+def _quiet_tifffile():
+    """tifffile logs a warning per damaged tag before it raises: the UserError says it once."""
+    logger = logging.getLogger("tifffile")
+    level, logger.level = logger.level, logging.CRITICAL
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_tif(path, channels):
     import tifffile
     try:
-        array = tifffile.imread(path)
+        with _quiet_tifffile():
+            array = tifffile.imread(path)
     except Exception as err:  # tifffile raises many types for damaged files
         raise UserError(f"{path}: not a readable TIFF ({err})") from None
     if array.ndim == 3 and array.shape[-1] == channels and array.shape[0] != channels:
@@ -131,6 +153,8 @@ def _as_chw(array, channels, path):
         array = array[None]
     if array.ndim != 3:
         raise UserError(f"{path}: a {array.ndim}-D array; expected 2-D (one channel) or 3-D (channels first)")
+    if array.size == 0:
+        raise UserError(f"{path}: an empty array (shape {'x'.join(map(str, array.shape))}); it holds no pixels")
     if channels is not None and array.shape[0] != channels:
         raise UserError(f"{path}: {array.shape[0]} channel(s), the model asks for {channels} "
                         "(--input_nc / --output_nc)")
@@ -158,16 +182,40 @@ def _fits_hdu(hdus, fits_hdu, path):
     return hdu
 
 
+# A header card giving the number of axes (ZNAXIS: a compressed image's own).
+_AXIS_COUNT_CARD = re.compile(rb"(NAXIS   |ZNAXIS  )= *(-?\d+)")
+
+
+def _check_axis_counts(content, path):
+    """The FITS standard allows up to 999 axes; astropy loops over NAXIS before it checks anything,
+    so a damaged NAXIS of 10**11 hangs it (found by bench/fuzz_readers.py). `content`: the file's
+    bytes, or a buffer over them; cards begin at multiples of 80 bytes."""
+    for match in _AXIS_COUNT_CARD.finditer(content):
+        if match.start() % 80 == 0 and not 0 <= int(match.group(2)) <= 999:
+            raise UserError(f"{path}: not a readable FITS file ({match.group(1).decode().strip()} = "
+                            f"{int(match.group(2))}: the standard allows 0 to 999 axes)")
+
+
+def _check_fits_file(path):
+    import mmap
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as content:
+                _check_axis_counts(content, path)
+
+
 def _from_fits(path, fits_hdu, extract):
     """`extract(hdu)` of the chosen image HDU; a corrupt or truncated file is one UserError line."""
     from astropy.io import fits
+    _check_fits_file(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             # Raw stored values: astropy's unsigned-integer path (BZERO 2**(BITPIX-1)) and signed
             # bytes (BZERO -128) ignore BLANK, so read_fits applies BLANK before the scaling.
             with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdus:
-                return extract(_fits_hdu(hdus, fits_hdu, path))
+                hdu = _fits_hdu(hdus, fits_hdu, path)
+                return extract(hdu, hdus.index(hdu))
     except UserError:
         raise
     except Exception as err:  # astropy raises OSError, ValueError, TypeError, ... on damaged files
@@ -179,13 +227,37 @@ def _from_fits(path, fits_hdu, extract):
 def read_fits(path, fits_hdu="auto"):
     """(data as float64 in physical units, header) of one image HDU: BLANK pixels of integer
     data as NaN, then BSCALE/BZERO applied."""
-    raw, header = _from_fits(path, fits_hdu, lambda hdu: (np.array(hdu.data), hdu.header.copy()))
+    raw, header = _from_fits(path, fits_hdu, lambda hdu, index: (_image_data(hdu, index, path), hdu.header.copy()))
+    for key in ("BSCALE", "BZERO", "BLANK"):
+        value = header.get(key)
+        if value is not None and (isinstance(value, (bool, str)) or not np.isfinite(float(value))):
+            raise UserError(f"{path}: not a readable FITS file ({key} = {value!r} is not a finite number)")
     return physical_values(raw, header), header
 
 
 def read_fits_header(path, fits_hdu="auto"):
     """The header of the image HDU read_fits would read, without reading its data."""
-    return _from_fits(path, fits_hdu, lambda hdu: hdu.header.copy())
+    return _from_fits(path, fits_hdu, lambda hdu, index: hdu.header.copy())
+
+
+# astropy's HCOMPRESS_1 decoder (C, astropy 8.0) writes outside its buffers on damaged data and
+# corrupts the process's heap (found by bench/fuzz_readers.py): those tiles are decoded in a child
+# process, whose crash is then a one-line error.
+_DECODE_IN_CHILD = """import sys, numpy as np
+from astropy.io import fits
+with fits.open(sys.argv[1], memmap=False, do_not_scale_image_data=True) as hdus:
+    np.save(sys.stdout.buffer, np.array(hdus[int(sys.argv[2])].data), allow_pickle=False)
+"""
+
+
+def _image_data(hdu, index, path):
+    if str(getattr(hdu, "compression_type", "")).strip() != "HCOMPRESS_1":
+        return np.array(hdu.data)
+    done = subprocess.run([sys.executable, "-c", _DECODE_IN_CHILD, path, str(index)], capture_output=True,
+                          timeout=600, check=False)
+    if done.returncode != 0:
+        raise UserError(f"{path}: not a readable FITS file (its HCOMPRESS_1 data could not be decoded)")
+    return np.load(io.BytesIO(done.stdout), allow_pickle=False)
 
 
 # JSOC's time strings (HMI's T_REC and T_OBS): 2011.02.15_00:00:00_TAI
@@ -242,14 +314,27 @@ def write_array(path, chw, data_format):
 
 
 # What Pillow raises for a damaged, truncated or unknown file, or one of more pixels than it
-# decodes (a decompression bomb: twice Image.MAX_IMAGE_PIXELS).
-UNREADABLE_IMAGE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
+# decodes (a decompression bomb: twice Image.MAX_IMAGE_PIXELS); its plugins also let SyntaxError
+# (a broken PNG chunk), EOFError, struct.error and the like through on damaged bytes (found by
+# bench/fuzz_readers.py).
+UNREADABLE_IMAGE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError,
+                    EOFError, struct.error, IndexError, KeyError, TypeError, ZeroDivisionError)
+
+
+def _check_pixel_budget(image, path):
+    """Pillow warns above Image.MAX_IMAGE_PIXELS and refuses only above twice that; read as float32
+    here, an image takes about 16 bytes a pixel, so the warning's bound is the limit (a small
+    damaged file whose header claims 12000 x 12000 took 2 GB: bench/fuzz_readers.py)."""
+    if Image.MAX_IMAGE_PIXELS is not None and image.width * image.height > Image.MAX_IMAGE_PIXELS:  # None: bound lifted
+        raise UserError(f"{path}: {image.width}x{image.height} pixels, over the {Image.MAX_IMAGE_PIXELS:,}-pixel "
+                        "limit of 8-bit images; cut it into tiles, or save it as TIFF or npy")
 
 
 def read_image(path, channels):
     """An 8-bit image as float32 HWC in [0, 255], converted to 1 (grey) or 3 (RGB) channels."""
     try:
         with Image.open(path) as image:
+            _check_pixel_budget(image, path)
             image.load()
             return _to_array(image, channels, path)
     except FileNotFoundError:
@@ -271,6 +356,7 @@ def read_ab_image(path, left_channels, right_channels):
     as the reference pix2pix splits it: the halves need not be square, the width must be even."""
     try:
         with Image.open(path) as image:
+            _check_pixel_budget(image, path)
             image.load()
             width, height = image.size
             if width % 2:

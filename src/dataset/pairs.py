@@ -75,6 +75,12 @@ def find_pairs(data_dir, flag, cfg):
             for name in names]
 
 
+def _shortened(value, limit=80):
+    """repr(value) cut to `limit` characters: a damaged file's header can be a megabyte of NULs."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def read_pairs_csv(path, flag="--train_data_dir"):
     """Pairs listed in a CSV with columns input,target (paths relative to the CSV)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -82,7 +88,8 @@ def read_pairs_csv(path, flag="--train_data_dir"):
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if not reader.fieldnames or not {"input", "target"} <= set(reader.fieldnames):
-                raise UserError(f"{flag}: {path} needs the columns input,target; it has {reader.fieldnames}")
+                raise UserError(f"{flag}: {path} needs the columns input,target; its header is "
+                                f"{_shortened(reader.fieldnames)}")
             rows = list(reader)
     except FileNotFoundError:
         raise UserError(f"{flag} {path}: no such file") from None
@@ -91,7 +98,7 @@ def read_pairs_csv(path, flag="--train_data_dir"):
     pairs, names = [], set()
     for number, row in enumerate(rows, 2):
         if not row["input"] or not row["target"]:
-            raise UserError(f"{path}:{number}: an input and a target path are needed, got {row}")
+            raise UserError(f"{path}:{number}: an input and a target path are needed, got {_shortened(row)}")
         input_paths = [os.path.join(folder, file.strip()) for file in row["input"].split(INPUT_SEPARATOR)]
         target_path = os.path.join(folder, row["target"])
         for file in (*input_paths, target_path):

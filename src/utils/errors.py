@@ -5,7 +5,16 @@ import warnings
 
 
 class UserError(Exception):
-    """A mistake in the user's input (flags, files, data): shown as one line, exit code 2."""
+    """A mistake in the user's input (flags, files, data): shown as one line, exit code 2. Line
+    breaks that the input brought into the message (a file name, a config key) are shown escaped,
+    so that the message stays one line whatever it quotes."""
+
+    def __init__(self, message=""):
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+
+
+class NoSpace(UserError):
+    """A file could not be written for want of disk space (or under `ulimit -f`)."""
 
 
 class DataWarning(UserWarning):

@@ -20,6 +20,8 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import hparams, image, scalar, text
 
+from src.utils.files import growing_file
+
 # How stale the files may be on disk while TensorBoard watches them.
 FLUSH_SECONDS = 30
 CONFIG_TAG = "config"
@@ -34,13 +36,16 @@ class TrainingBoard:
     def __init__(self, directory, start_step):
         os.makedirs(directory, exist_ok=True)
         # The process id keeps two runs' files apart when they start within the same second.
-        self.events = EventsWriter(os.path.join(directory, "events"), f".{os.getpid()}")
+        with growing_file(directory):
+            self.events = EventsWriter(os.path.join(directory, "events"), f".{os.getpid()}")
+        self.path = self.events._file_name  # tensorboardX names the file; it keeps the name here only
         self.flushed_at = time.monotonic()
         self.flags, self.metric_tags = {}, []
         self._write(start_step + 1 if start_step else 0, session_log=SessionLog(status=SessionLog.START))
 
     def _write(self, step, **fields):
-        self.events.write_event(Event(wall_time=time.time(), step=step, **fields))
+        with growing_file(self.path):
+            self.events.write_event(Event(wall_time=time.time(), step=step, **fields))
         if time.monotonic() - self.flushed_at > FLUSH_SECONDS:
             self.flush()
 
@@ -83,8 +88,10 @@ class TrainingBoard:
             self._write(step, summary=summary)
 
     def flush(self):
-        self.events.flush()
+        with growing_file(self.path):
+            self.events.flush()
         self.flushed_at = time.monotonic()
 
     def close(self):
-        self.events.close()
+        with growing_file(self.path):
+            self.events.close()
