@@ -23,15 +23,18 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import struct
 import sys
 import tempfile
 import time
+import traceback
 import zlib
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings, strategies as st
+from tqdm import tqdm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -504,7 +507,6 @@ def time_limit(seconds):
 
 def fuzz(reader, examples, run_seed, case_seconds, memory_mb, work_dir, server=None):
     """Run `examples` cases of `reader`; returns its figures (cases, outcomes, the failure if any)."""
-    from tqdm import tqdm
     strategy, read = READERS[reader]
     figures = {"cases": 0, "accepted": 0, "refused (UserError or 4xx)": 0, "failure": None}
     bar = tqdm(total=examples, desc=reader, unit="case", mininterval=5, file=sys.stderr)
@@ -540,7 +542,6 @@ def fuzz(reader, examples, run_seed, case_seconds, memory_mb, work_dir, server=N
             assert message and "\n" not in message.strip(), f"a UserError of several lines: {message!r}"
             figures["refused (UserError or 4xx)"] += 1
         finally:
-            import shutil
             shutil.rmtree(folder, ignore_errors=True)
 
     try:
@@ -550,7 +551,6 @@ def fuzz(reader, examples, run_seed, case_seconds, memory_mb, work_dir, server=N
         if isinstance(err, KeyboardInterrupt):
             raise
         figures["failure"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
-        import traceback
         figures["failure at"] = [f"{frame.filename}:{frame.lineno} {frame.name}"
                                  for frame in traceback.extract_tb(err.__traceback__)[-4:]]
     if server is not None:

@@ -124,12 +124,18 @@ def _whole_predecessor(path):
         if other and int(other.group(1)) < int(match.group(2)):
             older.append((int(other.group(1)), name))
     for _, name in sorted(older, reverse=True):
-        try:
-            _load_verified(os.path.join(directory, name))
+        if _is_whole(os.path.join(directory, name)):
             return f"; {os.path.join(directory, name)} beside it is whole"
-        except (ValueError, RuntimeError, OSError, TypeError):
-            continue
     return ""
+
+
+def _is_whole(path):
+    """Whether the checkpoint at `path` loads (its CRC32 verified where it carries one)."""
+    try:
+        _load_verified(path)
+        return True
+    except (ValueError, RuntimeError, OSError, TypeError):
+        return False
 
 
 def _fresh_start_hint(ckpt_dir):
@@ -138,10 +144,7 @@ def _fresh_start_hint(ckpt_dir):
                                                 for name in os.listdir(ckpt_dir)) if m), reverse=True)
     for epoch in epochs:
         pair = [os.path.join(ckpt_dir, f"{net}_{epoch}.ckpt") for net in ("Generator", "Discriminator")]
-        try:
-            for path in pair:
-                _load_verified(path)
-        except (ValueError, RuntimeError, OSError, TypeError):
+        if not all(map(_is_whole, pair)):
             continue
         return (f"; the epoch-{epoch} checkpoints beside it are whole: start a new run from them with "
                 f"--pretrained_G {pair[0]} --pretrained_D {pair[1]} (the optimiser state is lost)")

@@ -84,8 +84,10 @@ def test_hcompress_data_is_decoded_apart_and_a_damaged_tile_is_one_line(tmp_path
 
 
 def write_card(path, **changes):
+    """A MINDIR stand-in with a card of the given field changes, its checksums made to match."""
+    from conftest import copy_card_claiming
     from src.config import default_config
-    from src.model_card import card_digest, file_sha256, model_card
+    from src.model_card import model_card
     path.write_bytes(b"graph")
     card = model_card(default_config(file_format="MINDIR", ckpt="G.ckpt"), None)
     for key, value in changes.items():
@@ -94,9 +96,9 @@ def write_card(path, **changes):
             card[section][field] = value
         else:
             card[section] = value
-    card["sha256"] = file_sha256(str(path))
-    card["card_sha256"] = card_digest(card)
-    (path.parent / (path.name + ".json")).write_text(json.dumps(card))
+    card_path = path.parent / (path.name + ".json")
+    card_path.write_text(json.dumps(card))
+    copy_card_claiming(card_path, path)
 
 
 @pytest.mark.parametrize("changes, message", [

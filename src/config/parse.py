@@ -186,6 +186,7 @@ def checked_flag_values(values, source):
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def _all_flag_actions():
     actions = {}
     for entry in ENTRY_GROUPS:
@@ -194,6 +195,7 @@ def _all_flag_actions():
     return actions
 
 
+@functools.lru_cache(maxsize=None)
 def flag_names():
     """The name of every flag any entry point takes."""
     return frozenset(_all_flag_actions())
