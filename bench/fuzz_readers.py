@@ -15,6 +15,7 @@ reader that allocates what a small damaged file's header claims fails with Memor
 of taking the machine. tests/test_fuzz.py runs each reader for a bounded number of cases.
 """
 import argparse
+import base64
 import contextlib
 import datetime
 import faulthandler
@@ -34,12 +35,12 @@ import zlib
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings, strategies as st
-from tqdm import tqdm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from src.utils.errors import UserError  # noqa: E402 (after the path set-up)
 from src.utils.files import atomic_write_text  # noqa: E402
+from src.utils.progress import progress_bar  # noqa: E402
 
 RESULTS = os.path.join(REPO, "bench", "faults_fuzz.json")
 SERVER_MAX_PIXELS = 64 * 64
@@ -160,9 +161,12 @@ def read_tiff(path, draw_choice):
 
 @st.composite
 def npy_files(draw):
-    kind = draw(st.sampled_from(["array", "array", "object", "structured", "claimed shape"]))
+    kind = draw(st.sampled_from(["image", "image", "array", "array", "object", "structured", "claimed shape"]))
     buffer = io.BytesIO()
-    if kind == "claimed shape":  # a header of any shape over a few bytes of data
+    if kind == "image":  # what a user saves: (height, width) or (channels, height, width), any dtype
+        shape = (*draw(st.sampled_from([(), (1,), (3,)])), draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+        np.lib.format.write_array(buffer, pixels(draw, shape, draw(st.sampled_from(ARRAY_DTYPES))))
+    elif kind == "claimed shape":  # a header of any shape over a few bytes of data
         shape = tuple(draw(st.lists(st.integers(0, 2 ** 40), min_size=0, max_size=4)))
         header = repr({"descr": draw(st.sampled_from(["<f4", ">f8", "|u1", "<c8", "|b1", "<U4", "|O"])),
                        "fortran_order": draw(st.booleans()), "shape": shape}).encode()
@@ -376,7 +380,8 @@ def valid_card():
     from src.config import default_config
     from src.model_card import model_card
     cfg = default_config(file_format="MINDIR", ckpt="Generator_1.ckpt")
-    return json.loads(json.dumps(model_card(cfg, None)))
+    palette = [{"color": "#0000aa", "name": "background"}, {"color": "#00ffff", "name": None}]
+    return json.loads(json.dumps(model_card(cfg, None, palette)))
 
 
 card_value = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 40, 2 ** 40), st.floats(), st.text(max_size=6),
@@ -509,7 +514,8 @@ def fuzz(reader, examples, run_seed, case_seconds, memory_mb, work_dir, server=N
     """Run `examples` cases of `reader`; returns its figures (cases, outcomes, the failure if any)."""
     strategy, read = READERS[reader]
     figures = {"cases": 0, "accepted": 0, "refused (UserError or 4xx)": 0, "failure": None}
-    bar = tqdm(total=examples, desc=reader, unit="case", mininterval=5, file=sys.stderr)
+    bar = progress_bar(total=examples, desc=reader, unit="case")
+    last_case = []  # after a failure: the shrunk case hypothesis ran last
 
     @seed(run_seed)
     @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
@@ -517,6 +523,7 @@ def fuzz(reader, examples, run_seed, case_seconds, memory_mb, work_dir, server=N
     @given(case=strategy(), data=st.data())
     def one_case(case, data):
         suffix, content = case
+        last_case[:] = [suffix, content]
         figures["cases"] += 1
         bar.update()
         folder = tempfile.mkdtemp(dir=work_dir)
@@ -553,6 +560,7 @@ def fuzz(reader, examples, run_seed, case_seconds, memory_mb, work_dir, server=N
         figures["failure"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
         figures["failure at"] = [f"{frame.filename}:{frame.lineno} {frame.name}"
                                  for frame in traceback.extract_tb(err.__traceback__)[-4:]]
+        figures["failing case"] = failing_case(*last_case) if last_case else None
     if server is not None:
         figures["refused (UserError or 4xx)"] = sum(n for code, n in server.answered.items() if 400 <= code < 500)
         figures["accepted"] = sum(n for code, n in server.answered.items() if code < 400)
@@ -573,6 +581,16 @@ def memory_limit(headroom_mb):
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def failing_case(suffix, content):
+    """The case that failed, to reproduce it: its suffix and bytes (base64; a server case's as drawn)."""
+    if isinstance(content, tuple):
+        content = content[0]
+    if not isinstance(content, bytes):
+        return {"suffix": suffix, "case": repr(content)[:2000]}
+    return {"suffix": suffix, "bytes base64": base64.b64encode(content[:65536]).decode(),
+            "bytes": len(content)}
 
 
 def write_report(result):
@@ -597,6 +615,16 @@ def write_report(result):
     write_section("fuzz", lines)
 
 
+def merged_rerun(rerun, why):
+    """The campaign in bench/faults_fuzz.json with the rerun readers' rows replaced."""
+    with open(RESULTS, encoding="utf-8") as handle:
+        campaign = json.load(handle)
+    for reader, figures in rerun["readers"].items():
+        campaign["readers"][reader] = figures
+        campaign.setdefault("reruns", {})[reader] = why
+    return campaign
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -609,6 +637,9 @@ def main():
                         help="address space a case may add to the warmed-up process (default: %(default)s: an 8-bit "
                              "image at the readers' pixel limit, 89.5 million pixels, takes about 1.4 GB)")
     parser.add_argument("--out", default=None, help="results JSON; default bench/faults_fuzz.json and bench/FAULTS.md")
+    parser.add_argument("--rerun_because", default=None,
+                        help="with --readers: a rerun after a fix: those readers' rows replace theirs in "
+                             "bench/faults_fuzz.json (the others kept), with this reason, e.g. 'found a hang'")
     args = parser.parse_args()
     readers = [name.strip() for name in args.readers.split(",") if name.strip()]
     unknown = [name for name in readers if name not in READERS]
@@ -635,6 +666,8 @@ def main():
                   f"{figures['refused (UserError or 4xx)']} refused, failure: {figures['failure']} "
                   f"({figures['seconds']} s)", flush=True)
     result["seconds"] = time.time() - started
+    if args.rerun_because:
+        result = merged_rerun(result, args.rerun_because)
     atomic_write_text(args.out or RESULTS, json.dumps(result, indent=1) + "\n")
     if args.out is None:
         write_report(result)

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from conftest import write_ab_folder  # noqa: E402 (after the path set-up)
 from src.checkpoint import RESUME_FILE, resume_state_path  # noqa: E402
 from src.utils.files import atomic_write_text  # noqa: E402
+from src.utils.progress import progress_bar  # noqa: E402
 from faults_report import write_section  # noqa: E402
 
 RESULTS = os.path.join(REPO, "bench", "faults_kill.json")
@@ -115,23 +116,24 @@ def campaign(kills, work_dir, seed=0):
     run = os.path.join(work_dir, "killed")
     os.makedirs(run)
     landed, moments = 0, []
-    for number in range(kills):
-        resume = os.path.exists(os.path.join(run, "ckpt", RESUME_FILE))
-        if number % 2 == 0:
-            moment, trigger, deadline = "random moment", None, rng.uniform(0.0, duration)
-        else:
-            moment, trigger = rng.choice(WRITES)
-            deadline = duration * 2  # a run past its writes is killed at this moment instead
-        killed, code, output = run_until(data, run, resume, deadline, trigger)
-        if not killed and code != 0:
-            raise SystemExit(f"kill_campaign: a run after {number} kills failed:\n{output[-2000:]}")
-        landed += killed
-        moments.append({"kill": number + 1, "aimed at": moment, "landed": killed, "resumed": resume,
-                        "last line": (output.strip().splitlines() or [""])[-1][:160]})
-        print(f"kill {number + 1}/{kills}: {moment}{'' if killed else ' (the run had ended)'}", flush=True)
-        if not killed:  # the run finished before the kill: start it again from nothing
-            shutil.rmtree(run)
-            os.makedirs(run)
+    with progress_bar(range(kills), desc="kills", unit="kill") as bar:
+        for number in bar:
+            resume = os.path.exists(os.path.join(run, "ckpt", RESUME_FILE))
+            if number % 2 == 0:
+                moment, trigger, deadline = "random moment", None, rng.uniform(0.0, duration)
+            else:
+                moment, trigger = rng.choice(WRITES)
+                deadline = duration * 2  # a run past its writes is killed at this moment instead
+            killed, code, output = run_until(data, run, resume, deadline, trigger)
+            if not killed and code != 0:
+                raise SystemExit(f"kill_campaign: a run after {number} kills failed:\n{output[-2000:]}")
+            landed += killed
+            moments.append({"kill": number + 1, "aimed at": moment, "landed": killed, "resumed": resume,
+                            "last line": (output.strip().splitlines() or [""])[-1][:160]})
+            bar.set_postfix_str(f"{moment}{'' if killed else ' (the run had ended)'}", refresh=False)
+            if not killed:  # the run finished before the kill: start it again from nothing
+                shutil.rmtree(run)
+                os.makedirs(run)
     resume = os.path.exists(os.path.join(run, "ckpt", RESUME_FILE))
     _, code, output = run_until(data, run, resume)
     if code != 0:

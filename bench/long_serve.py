@@ -15,6 +15,7 @@ saw them); the server's resident memory, sampled every 5 s, must not grow after 
 import argparse
 import datetime
 import json
+import math
 import os
 import random
 import re
@@ -33,10 +34,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench_run  # noqa: E402 (bench/run.py: the model and the server of the load bench)
 from faults_report import write_section  # noqa: E402
 from src.utils.files import atomic_write_text  # noqa: E402
+from src.utils.progress import progress_bar  # noqa: E402
 
 RESULTS = os.path.join(REPO, "bench", "faults_serve.json")
 KINDS = ["good"] * 6 + ["oversized", "malformed", "slow", "aborted"]
 WARM_UP_S = 60
+SAMPLE_S = 5  # the server's memory is sampled this often
 CLIENTS, MAX_QUEUE = 6, 2
 
 
@@ -132,9 +135,14 @@ def long_serve(minutes, seed=0):
         threads = [threading.Thread(target=client, args=(index,)) for index in range(CLIENTS)]
         for thread in threads:
             thread.start()
-        while any(thread.is_alive() for thread in threads):
-            memory.append((round(time.monotonic() - started, 1), round(rss_mb(server.pid), 1)))
-            time.sleep(5)
+        # One sample at the start, one every SAMPLE_S, one while the last answers come in.
+        with progress_bar(total=math.ceil(60 * minutes / SAMPLE_S) + 1, desc="serve", unit="sample") as bar:
+            while any(thread.is_alive() for thread in threads):
+                memory.append((round(time.monotonic() - started, 1), round(rss_mb(server.pid), 1)))
+                with lock:
+                    bar.set_postfix_str(f"{sum(sent.values())} uploads, RSS {memory[-1][1]:.0f} MB", refresh=False)
+                time.sleep(SAMPLE_S)
+                bar.update()
         elapsed = time.monotonic() - started
         time.sleep(2)  # the aborted uploads' last answers recorded
         after = metrics_counts(url)

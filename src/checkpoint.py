@@ -51,11 +51,14 @@ def _quiet_mindspore(prefix):
         mindspore_logger.removeFilter(drop)
 
 
-def save_network(network, path, arch, config=None):
-    """Save with the architecture record and, for a generator, the training flags inference needs."""
+def save_network(network, path, arch, config=None, palette=None):
+    """Save with the architecture record and, for a generator, the training flags inference needs
+    and the label colours of its inputs (src/dataset/palette.py), if they are a label map."""
     extra = {"arch": json.dumps(arch, sort_keys=True)}
     if config is not None:
         extra["config"] = json.dumps(config, sort_keys=True)
+    if palette is not None:
+        extra["palette"] = json.dumps(palette)
     atomic_save(network, path, extra)
 
 
@@ -74,17 +77,27 @@ def read_recorded_arch(path, what="--ckpt"):
 def read_recorded_config(path, what="--ckpt"):
     """The training flags a generator checkpoint records, or None for a checkpoint written before
     checkpoints recorded them. Reads only that entry, not the weights."""
+    return _recorded_json(path, what, "config", "configuration")
+
+
+def read_recorded_palette(path, what="--ckpt"):
+    """The input palette a generator checkpoint records, or None (not a label-map model, or a
+    checkpoint written before checkpoints recorded palettes)."""
+    return _recorded_json(path, what, "palette", "input palette")
+
+
+def _recorded_json(path, what, entry, description):
     try:
-        entries = ms.load_checkpoint(path, choice_func=lambda name: name in ("config", "arch"))
+        entries = ms.load_checkpoint(path, choice_func=lambda name: name in (entry, "arch"))
     except (ValueError, RuntimeError, OSError, TypeError):
         # Neither entry (a checkpoint from elsewhere) or unreadable: the full read says which.
         entries = read_checkpoint(path, what)
-    if "config" not in entries:
+    if entry not in entries:
         return None
     try:
-        return json.loads(str(entries["config"]))
+        return json.loads(str(entries[entry]))
     except ValueError:
-        raise UserError(f"{what} {path}: its recorded configuration is not valid JSON") from None
+        raise UserError(f"{what} {path}: its recorded {description} is not valid JSON") from None
 
 
 def read_checkpoint(path, what="--ckpt"):

@@ -25,6 +25,7 @@ from src.trained_generator import inference_batch_size, load_generator, resolve_
 from src.utils.device import set_context
 from src.utils.files import atomic_path, atomic_write_csv, atomic_write_text, clear_stale_temporaries, save_figure
 from src.utils.metrics import compute_metrics, physical_metrics, summarise
+from src.utils.progress import progress_bar
 from src.utils.report import write_science_figure
 
 
@@ -90,27 +91,34 @@ PIXELS_COUNTED = ("Pixels counted: those where the target has data. Missing targ
                   "their complement per image.")
 
 
-def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None):
+def write_outputs(pair, source, prediction, original_size, cfg, predict_dir, collage_dir, functions):
+    """One image's prediction file and collage; its metric row, or None without a target."""
+    target_physical = load_target(pair, cfg)
+    if target_physical is not None:
+        check_same_size(pair, tuple(original_size), target_physical.shape)
+    _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
+    source_full = resize_chw(source, tuple(original_size))
+    target = None if target_physical is None else to_model(target_physical, side_scaling(cfg, "target"))
+    os.makedirs(collage_dir, exist_ok=True)
+    write_collage(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"), pair, cfg,
+                  source_full, target, target_physical, restored)
+    return None if target is None else metric_row(pair, restored, target, target_physical, functions, cfg)
+
+
+def evaluate(items, cfg, predict_dir, report_dir, progress=print, total=None, show_bar=True):
     """Write predictions and, where targets exist, metrics and the report. Returns the rows.
-    `total`: how many items there are, for the progress display (default: len(items) if any)."""
+    `progress` prints the messages and the summary; a bar over the images (`show_bar`) shows
+    how far it is, `total` its length (default: len(items) if any)."""
     os.makedirs(report_dir, exist_ok=True)
     collage_dir = os.path.join(report_dir, "collages")
     clear_stale_temporaries((predict_dir, report_dir, collage_dir), progress)
     rows, functions = [], registry.metrics_for(cfg)
-    total = total or (len(items) if hasattr(items, "__len__") else None)
-    for number, (pair, source, prediction, original_size) in enumerate(items, 1):
-        target_physical = load_target(pair, cfg)
-        if target_physical is not None:
-            check_same_size(pair, tuple(original_size), target_physical.shape)
-        _, restored = write_prediction(pair, prediction, predict_dir, cfg, original_size)
-        source_full = resize_chw(source, tuple(original_size))
-        target = None if target_physical is None else to_model(target_physical, side_scaling(cfg, "target"))
-        os.makedirs(collage_dir, exist_ok=True)
-        write_collage(os.path.join(collage_dir, os.path.splitext(pair.name)[0] + ".png"), pair, cfg,
-                      source_full, target, target_physical, restored)
-        if target is not None:
-            rows.append(metric_row(pair, restored, target, target_physical, functions, cfg))
-        progress(f"[{number}{'/' + str(total) if total else ''}] {pair.name}")
+    with progress_bar(items, total, desc="images", unit="image", shown=show_bar) as bar:
+        for pair, source, prediction, original_size in bar:
+            bar.set_postfix_str(pair.name, refresh=False)
+            row = write_outputs(pair, source, prediction, original_size, cfg, predict_dir, collage_dir, functions)
+            if row is not None:
+                rows.append(row)
     if not rows:
         progress(f"no targets: predictions only, written to {os.path.abspath(predict_dir)}")
         return rows
@@ -140,8 +148,8 @@ def evaluate_folder(cfg):
         set_context(cfg)
         pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg)
         netG = load_generator(cfg)
-        evaluate(predictions(pairs, cfg, network_forward(netG), inference_batch_size(cfg), tiling), cfg,
-                 cfg.predict_dir, cfg.report_dir)
+        evaluate(predictions(pairs, cfg, network_forward(netG), inference_batch_size(cfg), tiling, show_tiles=True),
+                 cfg, cfg.predict_dir, cfg.report_dir, total=len(pairs))
     save_resolved_config(cfg, os.path.join(cfg.report_dir, CONFIG_FILE))
 
 
@@ -163,7 +171,8 @@ def evaluate_exported(cfg, find, data_dir, data_flag, predict_dir, report_dir):
     tiling = card_tiling(model.card, cfg)
     pairs = find(data_dir, data_flag, data_cfg)
     print(f"run by {model.runtime}")
-    rows = evaluate(predictions(pairs, data_cfg, model.forward, model.batch_size, tiling), data_cfg, predict_dir, report_dir)
+    rows = evaluate(predictions(pairs, data_cfg, model.forward, model.batch_size, tiling, show_tiles=True), data_cfg,
+                    predict_dir, report_dir, total=len(pairs))
     atomic_write_text(os.path.join(report_dir, "model_card.json"),
                       json.dumps({**model.card, "runtime": model.runtime}, indent=1))
     return rows

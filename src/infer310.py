@@ -27,6 +27,7 @@ from src.model_card import card_config, read_model_card
 from src.utils.device import set_context
 from src.utils.errors import UserError
 from src.utils.files import atomic_path, atomic_write_text
+from src.utils.progress import progress_bar
 
 MANIFEST = "manifest.tsv"
 SAMPLES = "samples.json"
@@ -93,7 +94,7 @@ def bin_names(name, count):
     return [name + ".bin"] if count == 1 else [f"{name}.tile{k}.bin" for k in range(count)]
 
 
-def preprocess(mindir, dataset_path, output_path, inputs_only=False, flags=None, progress=print):
+def preprocess(mindir, dataset_path, output_path, inputs_only=False, flags=None):
     """Write the .bin files of every sample of `dataset_path` for the model `mindir`, normalised,
     padded and tiled as eval.py does (--tile_size etc. in `flags`), plus manifest.tsv and
     samples.json (what postprocess needs to reassemble, name and score)."""
@@ -112,17 +113,18 @@ def preprocess(mindir, dataset_path, output_path, inputs_only=False, flags=None,
                         ".bin files are named by the stem, rename one")
     os.makedirs(output_path, exist_ok=True)
     entries, samples = [], []
-    for number, (pair, name) in enumerate(zip(pairs, stems), 1):
-        source = load_input(pair, cfg)
-        tiles = split(source, layout_for(*source.shape[1:], tiling, pair.input_path))
-        bins = bin_names(name, len(tiles))
-        for bin_name, tile in zip(bins, tiles):
-            write_bin(os.path.join(output_path, bin_name), tile[None])
-            entries.append((bin_name, (1, *tile.shape)))
-        samples.append({"bins": bins, "name": pair.name, "input_path": os.path.abspath(pair.input_path),
-                        "target_path": pair.target_path and os.path.abspath(pair.target_path),
-                        "layout": pair.layout, "original_size": list(source.shape[1:])})
-        progress(f"[{number}/{len(pairs)}] {pair.name} -> {bins[0]}" + (f" ... ({len(bins)} tiles)" if len(bins) > 1 else ""))
+    with progress_bar(list(zip(pairs, stems)), desc="preprocess", unit="image") as bar:
+        for pair, name in bar:
+            source = load_input(pair, cfg)
+            tiles = split(source, layout_for(*source.shape[1:], tiling, pair.input_path))
+            bins = bin_names(name, len(tiles))
+            bar.set_postfix_str(pair.name + (f", {len(bins)} tiles" if len(bins) > 1 else ""), refresh=False)
+            for bin_name, tile in zip(bins, tiles):
+                write_bin(os.path.join(output_path, bin_name), tile[None])
+                entries.append((bin_name, (1, *tile.shape)))
+            samples.append({"bins": bins, "name": pair.name, "input_path": os.path.abspath(pair.input_path),
+                            "target_path": pair.target_path and os.path.abspath(pair.target_path),
+                            "layout": pair.layout, "original_size": list(source.shape[1:])})
     write_manifest(os.path.join(output_path, MANIFEST), entries)
     atomic_write_text(os.path.join(output_path, SAMPLES), json.dumps(
         {"mindir": os.path.abspath(mindir), "card": card, "tiling": tiling.to_dict(), "samples": samples},
@@ -159,13 +161,14 @@ def infer_bins(mindir, input_dir, output_dir, time_dir, manifest_path=None, prog
     # Untimed warm-up, as main does: the first call pays for allocation and kernel selection.
     graph(Tensor(read_bin(os.path.join(input_dir, entries[0][0]), entries[0][1])))
     timings = []
-    for number, (name, shape) in enumerate(entries, 1):
-        batch = read_bin(os.path.join(input_dir, name), shape)
-        start = time.perf_counter()
-        output = graph(Tensor(batch)).asnumpy()
-        timings.append((time.perf_counter() - start) * 1000.0)
-        write_bin(os.path.join(output_dir, result_name(name)), output)
-        progress(f"[{number}/{len(entries)}] {name} {timings[-1]:.1f} ms")
+    with progress_bar(entries, desc="infer", unit="bin") as bar:
+        for name, shape in bar:
+            batch = read_bin(os.path.join(input_dir, name), shape)
+            start = time.perf_counter()
+            output = graph(Tensor(batch)).asnumpy()
+            timings.append((time.perf_counter() - start) * 1000.0)
+            write_bin(os.path.join(output_dir, result_name(name)), output)
+            bar.set_postfix_str(f"{name} {timings[-1]:.1f} ms", refresh=False)
     report = latency_report(timings)
     atomic_write_text(os.path.join(time_dir, "test_perform_static.txt"), report)
     progress(report.strip())

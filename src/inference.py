@@ -18,6 +18,7 @@ from mindspore import Tensor
 from src.dataset.pairs import load_input
 from src.dataset.transforms import resize_chw
 from src.utils.errors import UserError
+from src.utils.progress import progress_bar
 
 # --tile_overlap's default, as a share of the tile.
 DEFAULT_OVERLAP_SHARE = 8
@@ -177,29 +178,38 @@ def merge(outputs, layout, overlap):
     return total[:, top:top + layout.height, left:left + layout.width]
 
 
-def forward_batched(forward, tiles, batch_size, before_batch=None):
+# A tile bar from this many tiles on: fewer are done before a bar would say anything useful.
+MANY_TILES = 10
+
+
+def forward_batched(forward, tiles, batch_size, before_batch=None, show_bar=False):
     """Outputs of `forward` (NCHW -> NCHW array) for every tile, up to batch_size equal-shaped tiles
     at a time. `before_batch()`, if given, is called before each batch: a caller that must give
-    up (a server's time budget) raises there, so work stops at a tile boundary."""
+    up (a server's time budget) raises there, so work stops at a tile boundary. `show_bar`: a
+    bar over the tiles when there are MANY_TILES or more (off by default: the server and
+    validation stay quiet)."""
     outputs, start = [], 0
-    while start < len(tiles):
-        if before_batch:
-            before_batch()
-        end = start + 1
-        while end < len(tiles) and end - start < batch_size and tiles[end].shape == tiles[start].shape:
-            end += 1
-        outputs.extend(forward(np.stack(tiles[start:end])))
-        start = end
+    with progress_bar(total=len(tiles), desc="tiles", unit="tile", shown=show_bar and len(tiles) >= MANY_TILES,
+                      transient=True) as bar:
+        while start < len(tiles):
+            if before_batch:
+                before_batch()
+            end = start + 1
+            while end < len(tiles) and end - start < batch_size and tiles[end].shape == tiles[start].shape:
+                end += 1
+            outputs.extend(forward(np.stack(tiles[start:end])))
+            bar.update(end - start)
+            start = end
     return outputs
 
 
-def translate(images, forward, batch_size, tiling, names=None, before_batch=None):
+def translate(images, forward, batch_size, tiling, names=None, before_batch=None, show_tiles=False):
     """Predictions (CHW, each at its image's size) of CHW `images`; `forward` maps an NCHW batch to
-    the network's NCHW output; `before_batch` as in forward_batched."""
+    the network's NCHW output; `before_batch` as in forward_batched, `show_tiles` its `show_bar`."""
     names = names or ["image"] * len(images)
     layouts = [layout_for(*image.shape[1:], tiling, name) for image, name in zip(images, names)]
     outputs = forward_batched(forward, [tile for image, layout in zip(images, layouts) for tile in split(image, layout)],
-                              batch_size, before_batch)
+                              batch_size, before_batch, show_tiles)
     predictions, offset = [], 0
     for layout in layouts:
         predictions.append(merge(outputs[offset:offset + layout.count], layout, tiling.overlap))
@@ -213,13 +223,14 @@ def _check_finite(prediction, pair):
                         "training diverged")
 
 
-def predictions(pairs, cfg, forward, batch_size, tiling, before_batch=None):
+def predictions(pairs, cfg, forward, batch_size, tiling, before_batch=None, show_tiles=False):
     """Yield (pair, input, prediction, original size) per pair, both at the input's own size;
-    `before_batch` as in forward_batched."""
+    `before_batch` as in forward_batched, `show_tiles` its `show_bar`."""
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         sources = [load_input(pair, cfg) for pair in chunk]
-        outputs = translate(sources, forward, batch_size, tiling, [pair.input_path for pair in chunk], before_batch)
+        outputs = translate(sources, forward, batch_size, tiling, [pair.input_path for pair in chunk], before_batch,
+                            show_tiles)
         for pair, source, prediction in zip(chunk, sources, outputs):
             _check_finite(prediction, pair)
             yield pair, source, prediction, source.shape[1:]

@@ -7,8 +7,10 @@ import hashlib
 import json
 import os
 
+from src import checkpoint
 from src.config import checked_flag_values, default_config, flag_names
 from src.dataset.pairs import DATA_FLAGS
+from src.dataset.palette import checked_palette
 from src.models import registry
 from src.trained_generator import per_image_statistics
 from src.utils.errors import UserError
@@ -24,10 +26,11 @@ def symbolic_batch(cfg):
 CARD_KEYS = ("input_shape", "size_unit", "output_nc", "data", "metrics", "checkpoint", "arch")
 
 
-def model_card(cfg, size):
+def model_card(cfg, size, palette=None):
     """What a generator exported from `cfg` expects (input_shape: null height and width for any
-    size, multiples of size_unit; a null batch for any batch, of which batch_size at a time) and how its data is read and normalised: all that predict.py,
-    the 310 flow and the server know of the training flags."""
+    size, multiples of size_unit; a null batch for any batch, of which batch_size at a time), how its
+    data is read and normalised, and its inputs' label colours (`palette`, the checkpoint's record:
+    null if they are not a label map): all that predict.py, the 310 flow and the server know of the training flags."""
     batch = None if symbolic_batch(cfg) else cfg.batch_size
     return {"input_shape": [batch, cfg.input_nc, size, size], "batch_size": cfg.batch_size,
             "file_format": cfg.file_format, "size_unit": registry.size_unit(cfg),
@@ -35,13 +38,14 @@ def model_card(cfg, size):
             "data": {name: getattr(cfg, name) for name in DATA_FLAGS},
             "metrics": {name: getattr(cfg, name) for name in registry.metric_flags()},
             "checkpoint": os.path.abspath(cfg.ckpt), "bn_stats": cfg.bn_stats, "dropout_at_inference": False,
-            "arch": {"model": cfg.model, **registry.arch(cfg, "generator")}}
+            "arch": {"model": cfg.model, **registry.arch(cfg, "generator")},
+            "input_palette": palette}
 
 
 def write_model_card(exported_path, cfg, size):
     """`<exported file>.json`: the model card of the exported graph (an ONNX card also holds the
     file's SHA-256, so that a card cannot be taken for another model's)."""
-    card = model_card(cfg, size)
+    card = model_card(cfg, size, checkpoint.read_recorded_palette(cfg.ckpt))
     card["sha256"] = file_sha256(exported_path)
     card["card_sha256"] = card_digest(card)
     atomic_write_text(exported_path + ".json", json.dumps(card, indent=1))
@@ -123,6 +127,7 @@ def _checked_fields(card, card_path):
                "arch": _checked_arch(card["arch"], card_path)}
     if "bn_stats" in card:
         checked.update(checked_flag_values({"bn_stats": card["bn_stats"]}, card_path))
+    checked["input_palette"] = checked_palette(card.get("input_palette"), card_path)
     return checked
 
 

@@ -27,6 +27,13 @@ def recorded_flags(cfg):
     return {name: getattr(cfg, name) for name in names if hasattr(cfg, name)}
 
 
+def save_generator(netG, path, cfg, palette=None):
+    """A generator checkpoint: its architecture, the training flags inference needs, and the label
+    colours of its inputs (src/dataset/palette.py) for a label-map model."""
+    checkpoint.save_network(netG, path, {"model": cfg.model, **registry.arch(cfg, "generator")},
+                            config=recorded_flags(cfg), palette=palette)
+
+
 def resolve_checkpoint_flags(cfg, warn=lambda line: print(line, file=sys.stderr)):
     """Take the training flags `cfg.ckpt` records (a contradicting flag is a UserError). A
     checkpoint written before checkpoints recorded them is used with the flags given, and a hint."""

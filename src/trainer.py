@@ -11,11 +11,12 @@ from mindspore import Tensor
 from src import checkpoint
 from src.config import CONFIG_FILE, migrate, resolved_flags, save_resolved_config, validate
 from src.dataset.collages import save_sample_grid
+from src.dataset.palette import read_legend, training_palette
 from src.dataset.pairs import find_pairs, load_pair
 from src.dataset.pipeline import resize_chw, steps_per_epoch, train_dataset
 from src.models import registry
 from src.models.train_step import AverageAcrossRanks, running_statistics
-from src.trained_generator import recorded_flags
+from src.trained_generator import save_generator
 from src.utils.device import set_context
 from src.utils.errors import NoSpace, UserError
 from src.utils.files import clear_stale_temporaries
@@ -85,6 +86,9 @@ class Trainer:
         ms.set_seed(cfg.seed)
         self.pairs = find_pairs(cfg.train_data_dir, "--train_data_dir", cfg)
         check_pairs(self.pairs, cfg)
+        # The label colours generator checkpoints record (only the main rank writes them).
+        self.input_palette = (training_palette(self.pairs, cfg, read_legend(cfg.palette) if cfg.palette else None)
+                              if self.ranks.is_main else None)
         self.val_pairs = find_pairs(cfg.val_data_dir, "--val_data_dir", cfg) if cfg.val_data_dir else self.pairs
         self.steps_per_epoch = steps_per_epoch(len(self.pairs), cfg.batch_size, self.ranks.size)
         self.total_steps = self.steps_per_epoch * cfg.epoch_num
@@ -109,7 +113,7 @@ class Trainer:
         self.board = None
         self.interval_seconds, self.interval_steps = 0.0, 0  # the steps since the last TensorBoard point
         self.averaged_G = None
-        self.validator = (Validator(cfg, self._generator_weights, self.val_pairs)
+        self.validator = (Validator(cfg, self._generator_weights, self.val_pairs, self.input_palette)
                           if cfg.val_data_dir and cfg.val_interval and self.ranks.is_main else None)
         # With --ema_decay the averaged statistics are what checkpoints hold: averaged across ranks too.
         averages = [] if self.step_cell.ema is None else [self.step_cell.ema]
@@ -157,6 +161,10 @@ class Trainer:
             clear_stale_temporaries((cfg.ckpt_dir, cfg.loss_show_dir, cfg.train_fakeimg_dir),
                                     lambda line: print(line, flush=True))
             save_resolved_config(cfg, os.path.join(cfg.ckpt_dir, CONFIG_FILE))
+            if self.input_palette:
+                print(f"input palette: {len(self.input_palette)} label colours "
+                      f"({'from ' + cfg.palette if cfg.palette else 'found in the training inputs'}), "
+                      "recorded for the served page's drawing canvas", flush=True)
             if self.validator:
                 self.validator.start(self.start_step // self.steps_per_epoch)
             if cfg.tensorboard_dir:
@@ -305,9 +313,8 @@ class Trainer:
 
     def _save_networks(self, epoch):
         cfg = self.cfg
-        checkpoint.save_network(self._generator_weights(), os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"),
-                                {"model": cfg.model, **registry.arch(cfg, "generator")},
-                                config=recorded_flags(cfg))
+        save_generator(self._generator_weights(), os.path.join(cfg.ckpt_dir, f"Generator_{epoch}.ckpt"), cfg,
+                       self.input_palette)
         checkpoint.save_network(self.netD, os.path.join(cfg.ckpt_dir, f"Discriminator_{epoch}.ckpt"),
                                 {"model": cfg.model, **registry.arch(cfg, "discriminator")})
 

@@ -11,14 +11,13 @@ import json
 import math
 import os
 
-from src import checkpoint
 from src.config import BEST_METRICS
 from src.dataset.normalize import side_scaling, to_model
 from src.dataset.pairs import check_same_size, load_target
 from src.evaluate import metric_row
 from src.inference import network_forward, predictions, tiling_from_flags
 from src.models import registry
-from src.trained_generator import inference_batch_size, per_image_statistics, recorded_flags, use_image_statistics
+from src.trained_generator import inference_batch_size, per_image_statistics, save_generator, use_image_statistics
 from src.utils.errors import UserError
 from src.utils.files import atomic_write_text, save_figure
 from src.utils.metrics import summarise
@@ -56,9 +55,10 @@ def is_better(value, best, metric):
 class Validator:
     """Runs validation at the epochs --val_interval picks and keeps the table, curve and best."""
 
-    def __init__(self, cfg, generator, pairs):
-        """`generator()`: the network to score and keep as the best (G, or its weight average)."""
-        self.cfg, self.generator, self.pairs = cfg, generator, pairs
+    def __init__(self, cfg, generator, pairs, palette=None):
+        """`generator()`: the network to score and keep as the best (G, or its weight average);
+        `palette`: the input colours its checkpoint records."""
+        self.cfg, self.generator, self.pairs, self.palette = cfg, generator, pairs, palette
         self.metric = cfg.best_metric
         self.csv_path = os.path.join(cfg.loss_show_dir, CSV_FILE)
         self.best_path = os.path.join(cfg.ckpt_dir, BEST_CKPT)
@@ -127,8 +127,7 @@ class Validator:
 
     def _save_best(self, netG, epoch, step):
         cfg = self.cfg
-        checkpoint.save_network(netG, self.best_path, {"model": cfg.model, **registry.arch(cfg, "generator")},
-                                config=recorded_flags(cfg))
+        save_generator(netG, self.best_path, cfg, self.palette)
         atomic_write_text(self.record_path, json.dumps(
             {"epoch": epoch, "step": step, "metric": self.metric, "value": self.best,
              "checkpoint": BEST_CKPT}, indent=1) + "\n")

@@ -171,6 +171,27 @@ def test_a_config_value_of_the_wrong_kind_is_refused_in_one_line(tmp_path, line,
     assert message in str(refused.value)
 
 
+def test_a_yaml_escape_beyond_unicode_is_refused_in_one_line(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text('lr: "\\U7fffffff"\n')
+    with pytest.raises(UserError, match=r"not valid YAML \(chr\(\) arg not in range"):
+        parse_args("train", ["--config_path", str(config), "--train_data_dir", "x"])
+
+
+def test_a_tiff_page_claiming_more_strips_than_it_lists_is_refused_before_decoding(tmp_path):
+    import tifffile
+    path = tmp_path / "strips.tif"
+    tifffile.imwrite(path, np.zeros((1000, 1), np.uint8), rowsperstrip=1)
+    with tifffile.TiffFile(path) as tif:
+        length = tif.pages[0].tags["ImageLength"]
+        where, kind = length.valueoffset, length.dtype
+    data = bytearray(path.read_bytes())
+    data[where:where + 4] = struct.pack("<I", 20_000_000) if kind == 4 else struct.pack("<HH", 65535, 0)
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="a page claims .* strips or tiles, the file lists 1,000"):
+        read_array(str(path), "tif", 1)
+
+
 def test_a_number_for_a_text_flag_is_taken_as_its_text(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("loss_show_dir: 7\n")

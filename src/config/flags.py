@@ -196,11 +196,21 @@ def _add_data(parser):
 
 
 def _add_train_data(parser):
-    parser.add_argument_group("training data").add_argument(
+    group = parser.add_argument_group("training data")
+    group.add_argument(
         "--train_data_dir", required=True,
         help="folder of training pairs: a pairs.csv (columns input,target, paths relative to "
              "it), input/ and target/ subfolders paired by file name, or AB images (input and "
              "target side by side)")
+    _add_palette(group, "recorded in the generator checkpoints and the model card for the served page's "
+                        "drawing canvas (default: the label colours found in the training inputs, unnamed, "
+                        "if a few colours cover them)")
+
+
+def _add_palette(group, use):
+    group.add_argument("--palette", default=None,
+                       help="a legend of a label-map model's input colours (YAML or JSON: label name -> "
+                            "\"#rrggbb\" or [r, g, b], the eraser's first), " + use)
 
 
 def _add_val_data(parser, required):
@@ -463,6 +473,11 @@ def _add_serve(parser):
     group.add_argument("--workers", type=positive_int, default=1,
                        help="server processes, each with its own copy of the model; within one, the "
                             "model's graph calls run one at a time (default: %(default)s)")
+    group.add_argument("--examples", default=None,
+                       help="a folder of example inputs the page's drawing canvas offers as a start "
+                            "(images the model reads; default: none, start blank or from an upload)")
+    _add_palette(group, "offered by the page's drawing canvas with its names (default: the colours the "
+                        "model card records)")
     _add_serve_limits(parser)
 
 

@@ -132,6 +132,8 @@ def _config_file_values(parser, path):
     except UnicodeDecodeError as err:
         raise UserError(f"--config_path {path}: not valid YAML (not UTF-8 text: byte {err.start} is "
                         f"{err.object[err.start]:#04x}); is it damaged, or not a config?") from None
+    except ValueError as err:  # PyYAML's own for an escape beyond Unicode ("\U7fffffff"), found by fuzzing
+        raise UserError(f"--config_path {path}: not valid YAML ({err})") from None
     if not isinstance(values, dict):
         raise UserError(f"--config_path {path}: expected flag: value lines, got {type(values).__name__}")
     values = migrate(values)

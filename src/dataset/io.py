@@ -4,6 +4,7 @@ or raise UserError naming the file."""
 import contextlib
 import io
 import logging
+import math
 import os
 import re
 import struct
@@ -137,13 +138,26 @@ def _quiet_tifffile():
 def _read_tif(path, channels):
     import tifffile
     try:
-        with _quiet_tifffile():
-            array = tifffile.imread(path)
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            _check_tif_segments(tif, path)
+            array = tif.asarray()
+    except UserError:
+        raise
     except Exception as err:  # tifffile raises many types for damaged files
         raise UserError(f"{path}: not a readable TIFF ({err})") from None
     if array.ndim == 3 and array.shape[-1] == channels and array.shape[0] != channels:
         array = np.moveaxis(array, -1, 0)
     return array
+
+
+def _check_tif_segments(tif, path):
+    """A damaged size field can make a page claim millions of strips or tiles over the few the
+    file lists, which tifffile then walks one by one for minutes (found by fuzzing)."""
+    for page in tif.pages:
+        claimed, listed = math.prod(getattr(page, "chunked", ()) or (0,)), len(page.dataoffsets)
+        if claimed > listed:
+            raise UserError(f"{path}: not a readable TIFF (a page claims {claimed:,} strips or tiles, "
+                            f"the file lists {listed:,})")
 
 
 def _as_chw(array, channels, path):

@@ -12,6 +12,7 @@ from src.dataset.io import has_format, observation_time, read_fits_header
 from src.dataset.pairs import INPUT_SEPARATOR, PAIRS_CSV, read_pairs_csv
 from src.utils.errors import UserError
 from src.utils.files import atomic_write_text
+from src.utils.progress import progress_bar
 
 
 def compile_regex(pattern, flag):
@@ -30,20 +31,31 @@ def key_of(name, regex):
     return None if match is None else "_".join(group or "" for group in match.groups())
 
 
+# Bars over a folder's files from these counts on, where a scan lasts a second or more: names
+# are matched at about 5 us each, FITS headers read at about 1 ms each.
+MANY_NAMES, MANY_HEADERS = 200_000, 1000
+
+
+def scanning(names, flag, unit, many):
+    """A bar over the files `names` of `flag`'s folder, drawn only for `many` or more."""
+    return progress_bar(names, desc=flag, unit=unit, shown=len(names) >= many)
+
+
 def keyed_files(folder, regex, flag):
     """{key: file name} of the files of `folder` whose name matches; two files with one key are
     an error naming both."""
     if not os.path.isdir(folder):
         raise UserError(f"{flag} {folder}: no such folder")
     files = {}
-    for name in sorted(os.listdir(folder)):
-        key = key_of(name, regex)
-        if key is None or not os.path.isfile(os.path.join(folder, name)):
-            continue
-        if key in files:
-            raise UserError(f"{flag} {folder}: {files[key]} and {name} both have the key {key!r}; "
-                            "make the regular expression capture what tells them apart")
-        files[key] = name
+    with scanning(sorted(os.listdir(folder)), flag, "file", MANY_NAMES) as names:
+        for name in names:
+            key = key_of(name, regex)
+            if key is None or not os.path.isfile(os.path.join(folder, name)):
+                continue
+            if key in files:
+                raise UserError(f"{flag} {folder}: {files[key]} and {name} both have the key {key!r}; "
+                                "make the regular expression capture what tells them apart")
+            files[key] = name
     if not files:
         raise UserError(f"{flag} {folder}: no file name matches {regex.pattern!r}")
     return files
@@ -74,7 +86,8 @@ def timed_files(folder, flag):
              if has_format(name, "fits") and os.path.isfile(os.path.join(folder, name))]
     if not names:
         raise UserError(f"{flag} {folder}: no FITS files to pair by observation time")
-    return sorted((file_time(os.path.join(folder, name), flag).unix, name) for name in names)
+    with scanning(names, flag, "header", MANY_HEADERS) as read:
+        return sorted((file_time(os.path.join(folder, name), flag).unix, name) for name in read)
 
 
 def pair_by_time(input_dir, target_dir, tolerance, lead=0.0):

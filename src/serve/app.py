@@ -14,6 +14,7 @@ import socket
 import sys
 from typing import Optional
 
+import anyio
 from fastapi import Depends, FastAPI, File, Query, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -215,7 +216,18 @@ def create_app(model, cfg):
             **{f"{side}_scaling": describe_scaling(side_scaling(model.data_cfg, side)) for side in ("input", "target")},
             "max_upload_mb": cfg.max_upload_mb, "max_pixels": cfg.max_pixels, "request_timeout_s": cfg.request_timeout,
             "parallel_translations": PARALLEL_JOBS, "max_queue": cfg.max_queue, "api_key": bool(key),
-            "tiling": model.tiling.to_dict()}}
+            "tiling": model.tiling.to_dict(), "examples": list(model.examples)}}
+
+    @app.get("/examples/{name}", dependencies=keyed, response_class=Response,
+             responses={200: {"content": {"image/png": {}}, "description": "the example as the model reads it"},
+                        404: {"description": "not one of the examples GET /model lists"}})
+    async def example(name: str):
+        """One of the server's example inputs (--examples; GET /model lists them) as a PNG with the
+        model's input channels: a start for the page's drawing canvas."""
+        data = await anyio.to_thread.run_sync(model.example_png, name)  # a file read, not a translation
+        if data is None:
+            return error(404, f"{name}: not one of this server's examples ({', '.join(model.examples) or 'none'})")
+        return Response(data, media_type="image/png")
 
     @app.get("/metrics", dependencies=keyed, response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})

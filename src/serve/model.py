@@ -15,16 +15,19 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import mindspore
+import numpy as np
+from PIL import Image
 
 from src import checkpoint
 from src.config import parse_args
 from src.dataset.io import (EIGHT_BIT_FORMATS, FORMAT_EXTENSIONS, declared_shape, has_format, is_image_file, read_array,
-                            write_image)
+                            read_image, write_image)
 from src.dataset.normalize import model_to_image, side_scaling, to_model
+from src.dataset.palette import read_legend
 from src.dataset.pairs import Pair, data_format, write_prediction
 from src.exported_model import exported_model
 from src.inference import card_tiling, network_forward, predictions
@@ -71,6 +74,7 @@ class ServedModel:
     batch_size: int
     tiling: object
     runtime: str  # what runs the graph: MindSpore, or onnxruntime and its execution provider
+    examples: dict = field(default_factory=dict)  # --examples: file name -> path, for the drawing canvas
 
     @cached_property
     def data_cfg(self):
@@ -124,6 +128,17 @@ class ServedModel:
         if pixels > max_pixels:
             raise UploadError(f"{name}: {size} ({pixels:,} pixels), over this server's limit of "
                               f"{max_pixels:,} pixels (--max_pixels)", 413, "too_many_pixels")
+
+    def example_png(self, name):
+        """PNG bytes of the --examples file `name` as this model reads it (its channels); None for
+        a name that is not one of them."""
+        path = self.examples.get(name)
+        if path is None:
+            return None
+        pixels = read_image(path, self.data_cfg.input_nc).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(buffer, "PNG")
+        return buffer.getvalue()
 
     def translate(self, name, content, output_format, before_batch=None):
         """(bytes of the translation in `output_format`, its file name, (width, height)) of an
@@ -196,8 +211,27 @@ def load_served_model(cfg):
         card, netG = _checkpoint_generator(cfg.ckpt)
         batch_size, forward, source, kind = 1, network_forward(netG), cfg.ckpt, "checkpoint"
         runtime = f"MindSpore {mindspore.__version__} ({cfg.device_target})"
+    if cfg.palette:
+        card = {**card, "input_palette": read_legend(cfg.palette)}
     return ServedModel(card, os.path.abspath(source), kind, serialised(forward), batch_size, card_tiling(card, cfg),
-                       runtime)
+                       runtime, example_inputs(cfg.examples, card))
+
+
+def example_inputs(folder, card):
+    """{file name: path} of the 8-bit images in --examples `folder` (none without the flag); a
+    folder that is missing, or holds none, or given for a model that reads no images, is a UserError."""
+    if not folder:
+        return {}
+    if not os.path.isdir(folder):
+        raise UserError(f"--examples {folder}: no such folder")
+    input_format = data_format(card_config(card), "input")
+    if input_format not in EIGHT_BIT_FORMATS:
+        raise UserError(f"--examples {folder}: the drawing canvas takes 8-bit images, and this model reads "
+                        f"{input_format} files")
+    names = sorted(name for name in os.listdir(folder) if is_image_file(name) and not name.startswith("."))
+    if not names:
+        raise UserError(f"--examples {folder}: no images ({', '.join(FORMAT_EXTENSIONS['image'])}) in it")
+    return {name: os.path.join(folder, name) for name in names}
 
 
 def _checkpoint_generator(path):
@@ -208,4 +242,4 @@ def _checkpoint_generator(path):
                         "export it with export.py and its flags, then serve the MINDIR with --mindir")
     export_cfg = resolve_checkpoint_flags(export_cfg)
     registry.check_model_config(export_cfg)
-    return model_card(export_cfg, None), load_generator(export_cfg)
+    return model_card(export_cfg, None, checkpoint.read_recorded_palette(path)), load_generator(export_cfg)

@@ -3,6 +3,8 @@ and the CLI wrapper that shows them."""
 import sys
 import warnings
 
+from tqdm import tqdm
+
 
 class UserError(Exception):
     """A mistake in the user's input (flags, files, data): shown as one line, exit code 2. Line
@@ -22,10 +24,12 @@ class DataWarning(UserWarning):
 
 
 def _show_data_warnings(show=warnings.showwarning):
-    """Print DataWarnings as `warning: message` lines on stderr; other warnings as before."""
+    """Print DataWarnings as `warning: message` lines on stderr (clear of a progress bar drawn
+    there); other warnings as before."""
     def showwarning(message, category, *args, **kwargs):
         if issubclass(category, DataWarning):
-            print(f"warning: {message}", file=sys.stderr, flush=True)
+            tqdm.write(f"warning: {message}", file=sys.stderr)  # lifts a bar drawn there first
+            sys.stderr.flush()
         else:
             show(message, category, *args, **kwargs)
     warnings.showwarning = showwarning
