@@ -248,6 +248,13 @@ def test_a_label_model_page_draws_in_its_palette_and_translates_each_stroke(labe
         page.wait(lambda: page.element("canvas-size").text == "96 x 96")
         page.translated()
         assert sent_colours(browser) <= set(LEGEND_HEX)
+        # A canvas over the server's pixel budget is refused on the page; the drawing stays.
+        for field in ("canvas-width", "canvas-height"):
+            page.element(field).clear()
+            page.element(field).send_keys("5000")
+        page.element("new-blank").click()
+        page.wait(lambda: "over this server's limit of 4,194,304 pixels (--max_pixels)" in page.element("draw-error").text)
+        assert page.element("canvas-size").text == "96 x 96"
         urls = network_requests(browser)
         assert any(url.startswith(running.url + "/translate") for url in urls)
         assert all(url.startswith((running.url + "/", "blob:", "data:")) for url in urls), urls

@@ -243,7 +243,7 @@ def test_a_damaged_export_or_model_card_is_named_in_one_line(trained, data, tmp_
 
 
 @pytest.mark.parametrize("how, expected", [
-    ("truncated", "not valid YAML ("),
+    ("truncated", "truncated: a resolved config ends with '# end of the resolved flags', this copy stops before it"),
     ("not UTF-8", "not valid YAML (not UTF-8 text: byte "),
     ("empty", "the file is empty (0 bytes)"),
 ])

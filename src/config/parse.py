@@ -126,7 +126,9 @@ def _config_file_values(parser, path):
         raise UserError(f"--config_path {path}: the file is empty (0 bytes); a config holds flag: value lines")
     try:
         with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
+            text = handle.read()
+        _check_whole(path, text)
+        values = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise UserError(f"--config_path {path}: not valid YAML ({str(err).splitlines()[0]})") from None
     except UnicodeDecodeError as err:
@@ -217,9 +219,21 @@ def save_resolved_config(cfg, path):
     """Write every flag of this run's entry point, after the config file, the command line,
     defaults and derived values, as YAML: `python <entry>.py --config_path <path>` repeats it."""
     values = resolved_flags(cfg)
-    header = f"# Resolved flags of a {cfg.entry}.py run: python {cfg.entry}.py --config_path {os.path.basename(path)}\n"
-    atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
+    header = f"{RESOLVED_HEADER}{cfg.entry}.py run: python {cfg.entry}.py --config_path {os.path.basename(path)}\n"
+    atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False) + RESOLVED_FOOTER)
     return path
+
+
+# A resolved config (save_resolved_config) starts and ends with these lines: a copy cut short,
+# which may still be valid YAML, is told from a whole one.
+RESOLVED_HEADER = "# Resolved flags of a "
+RESOLVED_FOOTER = "# end of the resolved flags\n"
+
+
+def _check_whole(path, text):
+    if text.startswith(RESOLVED_HEADER) and RESOLVED_FOOTER.strip() not in text:
+        raise UserError(f"--config_path {path}: truncated: a resolved config ends with "
+                        f"'{RESOLVED_FOOTER.strip()}', this copy stops before it")
 
 
 def apply_recorded_flags(cfg, recorded, source):
