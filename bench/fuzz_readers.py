@@ -1,5 +1,5 @@
 """Fuzz every reader of the project with hypothesis: 8-bit images, TIFF, npy, FITS, pairs.csv,
-YAML configs, model cards, and the server's upload path.
+YAML configs, palette legends (--palette), model cards, and the server's upload path.
 
     python3 bench/fuzz_readers.py                       # 10,000 cases a reader; writes bench/faults_fuzz.json and FAULTS.md
     python3 bench/fuzz_readers.py --examples 50 --readers npy,fits --out /tmp/f.json
@@ -375,6 +375,30 @@ def read_yaml(path, draw_choice):
             assert exit_.code == 2, exit_.code
 
 
+# ---------------------------------------------------------------- palette legends
+legend_colour = st.one_of(
+    st.builds(lambda rgb: "#%02x%02x%02x" % rgb, st.tuples(*[st.integers(0, 255)] * 3)),
+    st.lists(st.integers(-2, 300), min_size=2, max_size=4), st.text(max_size=8), st.none(), st.booleans(),
+    st.floats())
+
+
+@st.composite
+def legend_files(draw):
+    import yaml
+    entries = draw(st.dictionaries(st.one_of(st.text(max_size=10), st.integers()), legend_colour, max_size=8))
+    if draw(st.booleans()):
+        text = json.dumps({str(name): colour for name, colour in entries.items()}, allow_nan=True)
+    else:
+        text = yaml.safe_dump(entries, allow_unicode=draw(st.booleans()))
+    return draw(st.sampled_from([".yaml", ".json"])), damaged(text.encode("utf-8"), draw(damage))
+
+
+def read_legend_file(path, draw_choice):
+    from src.dataset.palette import HEX_COLOUR, read_legend
+    palette = read_legend(path)
+    assert palette and all(HEX_COLOUR.match(entry["color"]) and isinstance(entry["name"], str) for entry in palette)
+
+
 # ---------------------------------------------------------------- model cards
 def valid_card():
     from src.config import default_config
@@ -492,6 +516,7 @@ READERS = {
     "FITS": (fits_files, read_fits_file),
     "pairs.csv": (pairs_csv_files, read_pairs),
     "YAML config": (yaml_files, read_yaml),
+    "palette legend": (legend_files, read_legend_file),
     "model card": (card_files, read_card),
     "server upload": (uploads, None),
 }
@@ -607,7 +632,7 @@ def write_report(result):
         lines.append(f"| {reader} | {figures['cases']:,} | {figures['accepted']:,} | "
                      f"{figures['refused (UserError or 4xx)']:,} | {figures['failure'] or 0} |")
     if result.get("reruns"):
-        lines += ["", "Rerun on their own after a fix (`--readers`), their rows replacing the failed ones: "
+        lines += ["", "Run on their own (`--readers`), their rows replacing the campaign's: "
                   + "; ".join(f"{reader} ({why})" for reader, why in result["reruns"].items()) + "."]
     lines += ["", f"**Failures: {sum(bool(f['failure']) for f in result['readers'].values())}.** "
               "What the campaign found while it was built, and the fixes: [docs/faults.md](../docs/faults.md#what-fuzzing-found). "

@@ -16,7 +16,8 @@ from src.dataset.io import read_array
 from src.model_card import read_model_card
 from src.utils.errors import UserError
 
-READERS = ["8-bit image", "TIFF", "npy", "FITS", "pairs.csv", "YAML config", "model card", "server upload"]
+READERS = ["8-bit image", "TIFF", "npy", "FITS", "pairs.csv", "YAML config", "palette legend", "model card",
+           "server upload"]
 
 
 def test_every_reader_takes_or_refuses_in_one_line_what_hypothesis_makes(tmp_path):
