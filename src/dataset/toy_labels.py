@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from src.utils.files import atomic_write_text
+from src.utils.flag_types import non_negative_int, positive_int
 
 # Label name -> colour; the first is the background (the eraser's colour on the served page).
 LEGEND = {"background": (0, 0, 170), "facade": (0, 85, 255), "cornice": (255, 0, 0), "window": (0, 255, 255),
@@ -25,6 +26,7 @@ LEGEND = {"background": (0, 0, 170), "facade": (0, 85, 255), "cornice": (255, 0,
 LOOKS = {"background": ((150, 190, 230), 6), "facade": ((205, 180, 140), 18), "cornice": ((235, 225, 205), 8),
          "window": ((45, 55, 70), 10), "balcony": ((110, 110, 115), 25), "door": ((95, 60, 35), 12)}
 JPEG_QUALITY = 92
+MIN_SIZE = 32
 
 
 def label_map(rng, size):
@@ -84,12 +86,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Write a toy label-to-photo dataset (facade-like label maps as "
                                                  "aligned AB JPEGs), its legend and example label maps.")
     parser.add_argument("--out", required=True, help="folder to write train/, legend.yaml and examples/ into")
-    parser.add_argument("--count", type=int, default=200, help="training pairs (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=64, help="side of each label map in pixels (default: %(default)s)")
-    parser.add_argument("--examples", type=int, default=3, help="label maps alone, for serve.py --examples "
+    parser.add_argument("--count", type=positive_int, default=200, help="training pairs (default: %(default)s)")
+    parser.add_argument("--size", type=positive_int, default=64,
+                        help=f"side of each label map in pixels, at least {MIN_SIZE} (default: %(default)s)")
+    parser.add_argument("--examples", type=non_negative_int, default=3, help="label maps alone, for serve.py --examples "
                                                                 "(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.size < MIN_SIZE:
+        parser.error(f"--size {args.size}: at least {MIN_SIZE} pixels, room for a facade's windows and door")
     build(args.out, args.count, args.size, args.examples, args.seed)
     print(f"{args.count} pairs in {os.path.join(args.out, 'train')}, legend in {os.path.join(args.out, 'legend.yaml')}")
     return 0

@@ -203,6 +203,7 @@ def serialised(forward):
 
 def load_served_model(cfg):
     """The ServedModel of --mindir, --onnx or --ckpt; what cannot be served is a one-line UserError."""
+    legend = read_legend(cfg.palette) if cfg.palette else None  # before the model's seconds of loading
     if cfg.mindir or cfg.onnx:
         model = exported_model(cfg)
         card, forward, batch_size, runtime = model.card, model.forward, model.batch_size, model.runtime
@@ -211,8 +212,8 @@ def load_served_model(cfg):
         card, netG = _checkpoint_generator(cfg.ckpt)
         batch_size, forward, source, kind = 1, network_forward(netG), cfg.ckpt, "checkpoint"
         runtime = f"MindSpore {mindspore.__version__} ({cfg.device_target})"
-    if cfg.palette:
-        card = {**card, "input_palette": read_legend(cfg.palette)}
+    if legend:
+        card = {**card, "input_palette": legend}
     return ServedModel(card, os.path.abspath(source), kind, serialised(forward), batch_size, card_tiling(card, cfg),
                        runtime, example_inputs(cfg.examples, card))
 
